@@ -1,0 +1,7 @@
+"""`python -m chatstream` is the `chatstream` command."""
+
+import sys
+
+from chatstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,33 @@
+"""Liveness, readiness and the public configuration a client needs before logging in."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from chatstream import __version__
+from chatstream.api.deps import ServicesDep
+from chatstream.api.envelope import failure, ok
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """The process is up."""
+    return ok(status="up")
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """The database answers; says whether a model is configured."""
+    state = await services.ready()
+    if state["database"] != "ok":
+        return failure(4001, 503, "not ready: database " + state["database"], checks=state)
+    return ok(status="ready", checks=state)
+
+
+@router.get("/config")
+async def config(services: ServicesDep) -> JSONResponse:
+    """What a client needs before login: whether registration asks for an e-mail code."""
+    return ok(version=__version__, emailVerification=services.settings.email_verification)

@@ -1,0 +1,71 @@
+"""The SSE routes: the seed's two streaming sends, re-attaching to an answer, and stop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from starlette.responses import StreamingResponse
+
+from chatstream.api.deps import CurrentUser, ServicesDep
+from chatstream.api.envelope import ok
+from chatstream.schemas.chat import SendBody, SendNewSessionBody, SessionBody
+from chatstream.services.answers import Answer
+from chatstream.streaming.relay import relay
+
+router = APIRouter(prefix="/AI/chat", tags=["stream"])
+
+# Set before the first byte: no caching, no proxy buffering, never compressed.
+SSE_HEADERS = {
+    "Cache-Control": "no-cache, no-transform",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+    "Content-Encoding": "identity",
+}
+
+
+def _stream(answer: Answer, after: int = 0) -> StreamingResponse:
+    return StreamingResponse(relay(answer.log, after), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/send-stream-new-session")
+async def send_stream_new_session(
+    body: SendNewSessionBody, user: CurrentUser, services: ServicesDep
+) -> StreamingResponse:
+    """Ask in a new session; the answer streams as SSE, `{"sessionId"}` first."""
+    answer = await services.answers.start(
+        user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=None
+    )
+    return _stream(answer)
+
+
+@router.post("/send-stream")
+async def send_stream(body: SendBody, user: CurrentUser, services: ServicesDep) -> StreamingResponse:
+    """Ask in an existing session; the answer streams as SSE."""
+    answer = await services.answers.start(
+        user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=body.session_id
+    )
+    return _stream(answer)
+
+
+@router.get("/stream")
+async def follow(
+    user: CurrentUser,
+    services: ServicesDep,
+    session_id: Annotated[str, Query(alias="sessionId", min_length=1, max_length=64)],
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    """Re-attach to the session's answer: frames after `Last-Event-ID` (or `after`), then live."""
+    answer = await services.answers.current(user.user_id, session_id)
+    if after is None:
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return _stream(answer, after)
+
+
+@router.post("/stop")
+async def stop(body: SessionBody, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    """Stop the session's answer; what was written is kept, marked stopped. Harmless if already over."""
+    stopped = await services.answers.stop(user.user_id, body.session_id)
+    return ok(stopped=stopped)

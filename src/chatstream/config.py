@@ -1,0 +1,125 @@
+"""Typed settings: every knob is an environment variable prefixed CHATSTREAM_."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelConfig(BaseModel):
+    """One chat model the server offers: `id` is the `modelType` clients send."""
+
+    id: str
+    label: str = ""
+    description: str = ""
+    provider: Literal["openai", "ollama"]
+    base_url: str
+    model: str
+    api_key: SecretStr | None = None
+    default: bool = False
+    read_timeout: float = Field(default=120.0, gt=0, description="seconds of upstream silence tolerated")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATSTREAM_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 9090
+    data_dir: Path = Path("data")
+    database_url: str = Field(default="", description="postgresql://... or sqlite:///...; empty: data_dir")
+    log_level: str = "info"
+
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_hours: float = Field(default=24.0 * 7, gt=0)
+    # argon2 cost; the defaults are pwdlib's recommended ones (tests lower them).
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    login_failures_per_window: int = Field(default=10, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+
+    email_verification: Literal["off", "console", "smtp"] = "console"
+    code_ttl_s: float = Field(default=600.0, gt=0)
+    code_resend_interval_s: float = Field(default=60.0, ge=0)
+    codes_per_client_per_hour: int = Field(default=20, ge=1)
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = "chatstream@localhost"
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_question_chars: int = Field(default=32000, ge=1)
+    context_budget_tokens: int = Field(default=6000, ge=64)
+    system_prompt: str = ""
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    checkpoint_s: float = Field(default=1.0, gt=0)
+    sessions_page_size: int = Field(default=50, ge=1, le=500)
+
+    openai_base_url: str = ""
+    openai_api_key: SecretStr | None = None
+    openai_model: str = ""
+    ollama_url: str = ""
+    ollama_model: str = ""
+    models_file: Path | None = Field(default=None, description="TOML file with [[models]] tables")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CHATSTREAM_JWT_SECRET must be at least 32 characters")
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: postgresql:// becomes psycopg, the default is SQLite in data_dir."""
+        url = self.database_url.strip()
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'chatstream.db').resolve()}"
+        scheme, _, rest = url.partition("://")
+        if scheme in ("postgres", "postgresql"):
+            return f"postgresql+psycopg://{rest}"
+        if scheme == "sqlite":
+            return f"sqlite+aiosqlite://{rest}"
+        return url
+
+    def configured_models(self) -> list[ModelConfig]:
+        """Models from the TOML file, then the env shortcuts; the first is the default unless one says so."""
+        models: list[ModelConfig] = []
+        if self.models_file is not None:
+            data: dict[str, Any] = tomllib.loads(self.models_file.read_text("utf-8"))
+            models += [ModelConfig.model_validate(entry) for entry in data.get("models", [])]
+        if self.openai_base_url and self.openai_model:
+            models.append(
+                ModelConfig(
+                    id="openai",
+                    label=self.openai_model,
+                    description=f"OpenAI-compatible model at {self.openai_base_url}",
+                    provider="openai",
+                    base_url=self.openai_base_url,
+                    model=self.openai_model,
+                    api_key=self.openai_api_key,
+                )
+            )
+        if self.ollama_url and self.ollama_model:
+            models.append(
+                ModelConfig(
+                    id="ollama",
+                    label=self.ollama_model,
+                    description=f"Ollama model at {self.ollama_url}",
+                    provider="ollama",
+                    base_url=self.ollama_url,
+                    model=self.ollama_model,
+                )
+            )
+        return models
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,73 @@
+"""Builds providers from settings and resolves the `modelType` a client sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatstream.config import ModelConfig
+from chatstream.errors import ServerBusy, UnknownModel
+from chatstream.providers.base import ChatProvider
+from chatstream.providers.ollama import OllamaProvider
+from chatstream.providers.openai_compat import OpenAICompatProvider
+
+DEFAULT_ALIAS = "1"
+# The seed's other numbers: documents (RAG) and tools, not served by these providers.
+RESERVED_ALIASES = {"2": "chat over your documents", "3": "chat with tools"}
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    config: ModelConfig
+    provider: ChatProvider
+
+
+def build_provider(config: ModelConfig) -> ChatProvider:
+    if config.provider == "openai":
+        key = config.api_key.get_secret_value() if config.api_key else None
+        return OpenAICompatProvider(
+            base_url=config.base_url, model=config.model, api_key=key, read_timeout=config.read_timeout
+        )
+    return OllamaProvider(base_url=config.base_url, model=config.model, read_timeout=config.read_timeout)
+
+
+class ModelRegistry:
+    def __init__(self, configs: list[ModelConfig]) -> None:
+        ids = [c.id for c in configs]
+        duplicates = {i for i in ids if ids.count(i) > 1}
+        if duplicates:
+            raise ValueError(f"model ids must be unique; repeated: {', '.join(sorted(duplicates))}")
+        if DEFAULT_ALIAS in ids or set(ids) & RESERVED_ALIASES.keys():
+            raise ValueError("model ids 1, 2 and 3 are the seed's aliases; give models other ids")
+        self._models = {c.id: RegisteredModel(c, build_provider(c)) for c in configs}
+        defaults = [c.id for c in configs if c.default]
+        self.default_id = defaults[0] if defaults else (ids[0] if ids else None)
+
+    @property
+    def empty(self) -> bool:
+        return not self._models
+
+    def resolve(self, model_type: str) -> RegisteredModel:
+        """The model for a client's modelType; "1" is the default model."""
+        if self.default_id is None:
+            raise ServerBusy(
+                "no model is configured: set CHATSTREAM_OPENAI_BASE_URL and CHATSTREAM_OPENAI_MODEL "
+                "(or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL) and restart",
+                http_status=503,
+            )
+        model_id = self.default_id if model_type == DEFAULT_ALIAS else model_type
+        model = self._models.get(model_id)
+        if model is None:
+            if model_type in RESERVED_ALIASES:
+                raise UnknownModel(
+                    f"modelType {model_type!r} ({RESERVED_ALIASES[model_type]}) is not enabled on this server"
+                )
+            known = ", ".join([DEFAULT_ALIAS, *self._models])
+            raise UnknownModel(f"unknown modelType {model_type!r}; known: {known}")
+        return model
+
+    def listing(self) -> list[RegisteredModel]:
+        return list(self._models.values())
+
+    async def close(self) -> None:
+        for model in self._models.values():
+            await model.provider.close()

@@ -1,0 +1,77 @@
+"""Chat sessions: listing, history, rename, delete; every call checks ownership."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from chatstream.errors import InvalidParams, SessionNotFound
+from chatstream.stores import chats
+from chatstream.stores.models import ChatSession, Message
+
+TITLE_CHARS = 60
+
+
+def title_from(question: str) -> str:
+    """The first question, on one line, trimmed to a sidebar's width."""
+    line = " ".join(question.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def encode_cursor(session: ChatSession) -> str:
+    raw = f"{session.updated_at.isoformat()}|{session.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, sid = raw.split("|", 1)
+        return datetime.fromisoformat(at), sid
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParams("cursor is not one this server gave out") from exc
+
+
+class ChatService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def list(
+        self, user_id: int, *, limit: int, cursor: str | None
+    ) -> tuple[Sequence[ChatSession], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        async with self._sessions() as db:
+            found = await chats.list_sessions(db, user_id, limit=limit + 1, after=after)
+        page = found[:limit]
+        return page, (encode_cursor(page[-1]) if len(found) > limit else None)
+
+    async def history(self, user_id: int, session_id: str) -> Sequence[Message]:
+        async with self._sessions() as db:
+            await self._owned(db, user_id, session_id)
+            return await chats.messages(db, session_id)
+
+    async def rename(self, user_id: int, session_id: str, name: str) -> str:
+        title = " ".join(name.split())
+        if not title:
+            raise InvalidParams("name must not be empty")
+        if len(title) > 200:
+            raise InvalidParams("name must be at most 200 characters")
+        async with self._sessions.begin() as db:
+            await self._owned(db, user_id, session_id)
+            await chats.rename_session(db, session_id, title)
+        return title
+
+    async def delete(self, user_id: int, session_id: str) -> None:
+        async with self._sessions.begin() as db:
+            await self._owned(db, user_id, session_id)
+            await chats.delete_session(db, session_id)
+
+    @staticmethod
+    async def _owned(db: AsyncSession, user_id: int, session_id: str) -> ChatSession:
+        session = await chats.owned_session(db, session_id, user_id)
+        if session is None:
+            raise SessionNotFound()
+        return session

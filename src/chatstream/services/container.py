@@ -1,0 +1,113 @@
+"""Everything a running server holds, built once at start and closed at stop."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from chatstream.config import Settings
+from chatstream.providers.registry import ModelRegistry
+from chatstream.security import PasswordHasher, TokenCodec
+from chatstream.services.accounts import AccountService
+from chatstream.services.answers import AnswerService
+from chatstream.services.chats import ChatService
+from chatstream.services.mailer import ConsoleMailer, Mailer, SmtpMailer
+from chatstream.stores import chats
+from chatstream.stores.db import create_engine, migrate, session_factory
+
+log = logging.getLogger("chatstream")
+
+
+def jwt_secret(settings: Settings) -> str:
+    """CHATSTREAM_JWT_SECRET, or one generated on first start and kept in the data dir."""
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path: Path = settings.data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    log.info("generated a JWT secret in %s", path)
+    return secret
+
+
+def make_mailer(settings: Settings) -> Mailer | None:
+    if settings.email_verification == "smtp":
+        return SmtpMailer(settings)
+    if settings.email_verification == "console":
+        return ConsoleMailer()
+    return None
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    tokens: TokenCodec
+    models: ModelRegistry
+    accounts: AccountService
+    chats: ChatService
+    answers: AnswerService
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url())
+        await migrate(engine)
+        sessions = session_factory(engine)
+        if engine.dialect.name == "sqlite":
+            # One process owns an SQLite file, so whatever is still `streaming` was cut off.
+            async with sessions.begin() as db:
+                cut = await chats.mark_abandoned(db)
+            if cut:
+                log.warning("%d answers cut off by an earlier stop are marked interrupted", cut)
+        tokens = TokenCodec(jwt_secret(settings), settings.jwt_ttl_hours * 3600)
+        hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+        models = ModelRegistry(settings.configured_models())
+        if models.empty:
+            log.warning(
+                "no model is configured: chat requests will be refused until CHATSTREAM_OPENAI_BASE_URL "
+                "and CHATSTREAM_OPENAI_MODEL (or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL) are set"
+            )
+        answers = AnswerService(settings=settings, sessions=sessions, models=models)
+        await answers.start_tickers()
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            tokens=tokens,
+            models=models,
+            accounts=AccountService(
+                settings=settings,
+                sessions=sessions,
+                hasher=hasher,
+                tokens=tokens,
+                mailer=make_mailer(settings),
+            ),
+            chats=ChatService(sessions),
+            answers=answers,
+        )
+
+    async def ready(self) -> dict[str, str]:
+        """What /readyz reports: each dependency's state."""
+        state = {"database": "ok", "models": "ok" if not self.models.empty else "none configured"}
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            state["database"] = f"unreachable: {type(exc).__name__}"
+        return state
+
+    async def close(self) -> None:
+        await self.answers.shutdown()
+        await self.models.close()
+        await self.engine.dispose()
