@@ -127,9 +127,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, upstream: StandInUpstream) 
     proc.stop()
 
 
-@pytest.fixture(
-    scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def storage_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, upstream: StandInUpstream
 ) -> Iterator[ServerProcess]:

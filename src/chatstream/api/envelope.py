@@ -31,7 +31,7 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def describe_validation(exc: RequestValidationError) -> tuple[int, str]:
+def describe_validation(exc: RequestValidationError, content_type: str | None = None) -> tuple[int, str]:
     """(HTTP status, message naming the field) for a request that failed validation."""
     problems = []
     for error in exc.errors():
@@ -39,7 +39,11 @@ def describe_validation(exc: RequestValidationError) -> tuple[int, str]:
         if kind == "json_invalid":
             return 400, "invalid JSON body: " + str(error.get("ctx", {}).get("error", "cannot parse"))
         field = _field(tuple(error.get("loc", ())))
-        if not field:
+        if not field and isinstance(error.get("input"), bytes | bytearray):
+            # The body was not parsed at all: it came without a JSON content type.
+            got = f"got {content_type!r}" if content_type else "got none"
+            problems.append(f"the body must be JSON sent with Content-Type: application/json ({got})")
+        elif not field:
             problems.append("the body must be a JSON object")
         elif kind == "missing":
             problems.append(f"field '{field}' is required")
@@ -58,8 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        status, msg = describe_validation(exc)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        status, msg = describe_validation(exc, request.headers.get("content-type"))
         return failure(2001, status, msg)
 
     @app.exception_handler(HTTPException)

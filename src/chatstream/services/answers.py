@@ -97,7 +97,7 @@ class AnswerService:
             else:
                 if await chats.owned_session(db, sid, user_id) is None:
                     raise SessionNotFound()
-                history = list(await chats.recent_messages(db, sid, before_id=2**62, limit=HISTORY_ROWS))
+                history = list(await chats.recent_messages(db, sid, limit=HISTORY_ROWS))
             message_id = await chats.add_turn(db, session_id=sid, question=question, model=model.config.id)
         messages = build_context(
             system_prompt=self._settings.system_prompt,

@@ -60,13 +60,11 @@ async def add_turn(db: AsyncSession, *, session_id: str, question: str, model: s
     return int(answer_id)
 
 
-async def recent_messages(
-    db: AsyncSession, session_id: str, *, before_id: int, limit: int
-) -> Sequence[Message]:
-    """Up to `limit` messages before `before_id`, newest first."""
+async def recent_messages(db: AsyncSession, session_id: str, *, limit: int) -> Sequence[Message]:
+    """The session's last `limit` messages, newest first."""
     found = await db.scalars(
         select(Message)
-        .where(Message.session_id == session_id, Message.id < before_id)
+        .where(Message.session_id == session_id)
         .order_by(Message.id.desc())
         .limit(limit)
     )
