@@ -1,4 +1,8 @@
-"""Request dependencies: the services container and the authenticated user."""
+"""Request dependencies: the services container and the authenticated user.
+
+All are `async def` although none awaits: FastAPI runs plain `def` dependencies in a
+worker thread, a thread hop per request for nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,21 @@ from chatstream.security import TokenClaims
 from chatstream.services.container import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def current_user(request: Request) -> TokenClaims:
+async def current_user(request: Request) -> TokenClaims:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("missing token: send the header Authorization: Bearer <token>")
-    return get_services(request).tokens.decode(token.strip())
+    services: Services = request.app.state.services
+    return services.tokens.decode(token.strip())
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 

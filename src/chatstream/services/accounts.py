@@ -118,14 +118,16 @@ class AccountService:
             raise InvalidParams("captcha is required: request a code with POST /user/captcha first")
         password_hash = await self._hasher.hash(password)
         async with self._sessions.begin() as db:
-            if await users.login_taken(db, username=username, email=email):
-                raise UserExists("a user with this e-mail address or username already exists")
+            # The code first: without one, nobody learns whether an address is registered, and a
+            # used code stays used. Any error below rolls the transaction back, code included.
             if self._mailer is not None:
                 ok = await codes.consume_code(
                     db, email=email, code_hash=_code_hash(email, (captcha or "").strip()), now=utcnow()
                 )
                 if not ok:
                     raise WrongCode()
+            if await users.login_taken(db, username=username, email=email):
+                raise UserExists("a user with this e-mail address or username already exists")
             name = username or await self._free_account_number(db)
             try:
                 user = await users.add_user(db, username=name, email=email, password_hash=password_hash)

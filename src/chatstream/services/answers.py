@@ -22,9 +22,11 @@ from chatstream.config import Settings
 from chatstream.errors import AppError, InvalidParams, ModelFailed, SessionNotFound, TooManyRequests
 from chatstream.providers.base import ProviderError, Usage
 from chatstream.providers.registry import ModelRegistry
+from chatstream.services.batching import GroupCommit
 from chatstream.services.chats import title_from
 from chatstream.services.context import build_context
 from chatstream.stores import chats
+from chatstream.stores.models import Message
 from chatstream.streaming import frames
 from chatstream.streaming.log import AnswerLog
 from chatstream.streaming.run import AnswerRun
@@ -64,6 +66,8 @@ class AnswerService:
         self._models = models
         self._answers: dict[str, Answer] = {}  # by session id: the running or recently finished answer
         self._tickers: list[asyncio.Task[None]] = []
+        self._turns = GroupCommit(self._write_turns)
+        self._finishes = GroupCommit(self._write_finishes)
 
     async def start_tickers(self) -> None:
         self._tickers = [
@@ -83,22 +87,24 @@ class AnswerService:
             raise InvalidParams(f"question is longer than {self._settings.max_question_chars} characters")
         model = self._models.resolve(model_type)
         new = session_id is None
-        if session_id is not None:
-            current = self._answers.get(session_id)
-            if current is not None and not current.task.done():
-                # Checked again below, with ownership, before anything is written.
-                await self._require_owned(user_id, session_id)
-                raise TooManyRequests("this session is still answering; wait for it or stop it")
         sid = session_id or str(uuid.uuid4())
-        async with self._sessions.begin() as db:
-            if new:
-                await chats.add_session(db, session_id=sid, user_id=user_id, title=title_from(question))
-                history = []
-            else:
+        history: list[Message] = []
+        if not new:
+            async with self._sessions() as db:
                 if await chats.owned_session(db, sid, user_id) is None:
                     raise SessionNotFound()
                 history = list(await chats.recent_messages(db, sid, limit=HISTORY_ROWS))
-            message_id = await chats.add_turn(db, session_id=sid, question=question, model=model.config.id)
+            # No await from this check to registering the new answer below, so two sends can't both pass.
+            current = self._answers.get(sid)
+            if current is not None and not current.task.done():
+                raise TooManyRequests("this session is still answering; wait for it or stop it")
+        turn = chats.NewTurn(
+            session_id=sid,
+            user_id=user_id,
+            question=question,
+            model=model.config.id,
+            title=title_from(question) if new else None,
+        )
         messages = build_context(
             system_prompt=self._settings.system_prompt,
             history_newest_first=history,
@@ -108,8 +114,10 @@ class AnswerService:
         answer_log = AnswerLog()
         if new:
             answer_log.append(frames.data(1, {"sessionId": sid}))
+        # The rows are written while the model is asked: the database is not on the way to the first token.
+        row_id = asyncio.ensure_future(self._turns.submit(turn))
         run = AnswerRun(
-            provider=model.provider, messages=messages, log=answer_log, writer=self, message_id=message_id
+            provider=model.provider, messages=messages, log=answer_log, writer=self, row_id=row_id
         )
         task = asyncio.create_task(run.run(), name=f"answer-{sid}")
         answer = Answer(sid, run, task)
@@ -118,6 +126,7 @@ class AnswerService:
         try:
             await asyncio.shield(run.opened)
         except ProviderError as exc:
+            await asyncio.shield(task)  # the refusal is saved before the client hears of it
             raise refusal(exc, sid) from exc
         return answer
 
@@ -162,28 +171,43 @@ class AnswerService:
         self, message_id: int, content: str, status: str, *, error: str | None, usage: Usage | None
     ) -> None:
         """AnswerWriter: the final save of an answer."""
-        async with self._sessions.begin() as db:
-            await chats.finish_message(
-                db,
+        await self._finishes.submit(
+            chats.FinishedAnswer(
                 message_id,
-                content=content,
-                status=status,
-                error=error,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
+                content,
+                status,
+                error,
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
             )
+        )
+
+    async def _write_turns(self, turns: list[chats.NewTurn]) -> list[int]:
+        async with self._sessions.begin() as db:
+            return await chats.add_turns(db, turns)
+
+    async def _write_finishes(self, answers: list[chats.FinishedAnswer]) -> list[None]:
+        async with self._sessions.begin() as db:
+            await chats.finish_messages(db, answers)
+        return [None] * len(answers)
 
     async def _checkpoint_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.checkpoint_s)
-            pending = [a.run for a in self._answers.values() if a.run.status == "streaming"]
-            changed = [r for r in pending if len(r.parts) != r.saved_parts]
+            changed = [
+                a.run
+                for a in self._answers.values()
+                if a.run.status == "streaming"
+                and len(a.run.parts) != a.run.saved_parts
+                and a.run.row_id.done()
+                and not a.run.row_id.exception()
+            ]
             if not changed:
                 continue
             contents = []
             for run in changed:
                 run.saved_parts = len(run.parts)
-                contents.append((run.message_id, run.text))
+                contents.append((run.row_id.result(), run.text))
             try:
                 async with self._sessions.begin() as db:
                     await chats.checkpoint_messages(db, contents)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
@@ -28,45 +29,55 @@ async def owned_session(db: AsyncSession, session_id: str, user_id: int) -> Chat
     return found.first()
 
 
-async def add_turn(db: AsyncSession, *, session_id: str, question: str, model: str) -> int:
-    """Stores the question and an empty `streaming` answer; returns the answer's message id."""
+@dataclass(frozen=True, slots=True)
+class NewTurn:
+    """A question and its empty `streaming` answer; `title` is set when the session is new."""
+
+    session_id: str
+    user_id: int
+    question: str
+    model: str
+    title: str | None = None
+
+
+async def add_turns(db: AsyncSession, turns: list[NewTurn]) -> list[int]:
+    """Stores the turns (and the new sessions among them); returns each answer's message id."""
     now = utcnow()
+    new_sessions = [
+        {"id": t.session_id, "user_id": t.user_id, "title": t.title, "created_at": now, "updated_at": now}
+        for t in turns
+        if t.title is not None
+    ]
+    if new_sessions:
+        await db.execute(insert(ChatSession), new_sessions)
+    rows = [
+        {"session_id": t.session_id, "model": t.model, "created_at": now, "updated_at": now} for t in turns
+    ]
     await db.execute(
-        insert(Message).values(
-            session_id=session_id,
-            role="user",
-            content=question,
-            model=model,
-            status="complete",
-            created_at=now,
-            updated_at=now,
-        )
+        insert(Message),
+        [
+            {**row, "role": "user", "content": t.question, "status": "complete"}
+            for row, t in zip(rows, turns, strict=True)
+        ],
     )
-    answer_id = await db.scalar(
-        insert(Message)
-        .values(
-            session_id=session_id,
-            role="assistant",
-            content="",
-            model=model,
-            status="streaming",
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Message.id)
+    ids = await db.scalars(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True),
+        [{**row, "role": "assistant", "content": "", "status": "streaming"} for row in rows],
     )
-    await db.execute(update(ChatSession).where(ChatSession.id == session_id).values(updated_at=now))
-    assert answer_id is not None
-    return int(answer_id)
+    continued = [{"sid": t.session_id} for t in turns if t.title is None]
+    if continued:
+        table = ChatSession.__table__
+        await db.execute(
+            update(table).where(table.c.id == bindparam("sid")).values(updated_at=now),  # type: ignore[arg-type]
+            continued,
+        )
+    return list(ids.all())
 
 
 async def recent_messages(db: AsyncSession, session_id: str, *, limit: int) -> Sequence[Message]:
     """The session's last `limit` messages, newest first."""
     found = await db.scalars(
-        select(Message)
-        .where(Message.session_id == session_id)
-        .order_by(Message.id.desc())
-        .limit(limit)
+        select(Message).where(Message.session_id == session_id).order_by(Message.id.desc()).limit(limit)
     )
     return found.all()
 
@@ -101,27 +112,41 @@ async def delete_session(db: AsyncSession, session_id: str) -> None:
     await db.execute(delete(ChatSession).where(ChatSession.id == session_id))
 
 
-async def finish_message(
-    db: AsyncSession,
-    message_id: int,
-    *,
-    content: str,
-    status: str,
-    error: str | None,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class FinishedAnswer:
+    message_id: int
+    content: str
+    status: str
+    error: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+async def finish_messages(db: AsyncSession, answers: list[FinishedAnswer]) -> None:
+    """The final text, status and token counts of answers, in one statement."""
+    table = Message.__table__
     await db.execute(
-        update(Message)
-        .where(Message.id == message_id)
+        update(table)  # type: ignore[arg-type]
+        .where(table.c.id == bindparam("mid"))
         .values(
-            content=content,
-            status=status,
-            error=error,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
+            content=bindparam("text"),
+            status=bindparam("final_status"),
+            error=bindparam("err"),
+            prompt_tokens=bindparam("pt"),
+            completion_tokens=bindparam("ct"),
             updated_at=utcnow(),
-        )
+        ),
+        [
+            {
+                "mid": a.message_id,
+                "text": a.content,
+                "final_status": a.status,
+                "err": a.error,
+                "pt": a.prompt_tokens,
+                "ct": a.completion_tokens,
+            }
+            for a in answers
+        ],
     )
 
 

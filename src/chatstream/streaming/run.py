@@ -1,21 +1,25 @@
 """One answer being written: reads the provider, appends frames to the log, saves the text.
 
 `AnswerRun.run()` is the per-token path: for each provider chunk it keeps the text and
-appends one encoded frame. Nothing there awaits the database; the text is saved by the
-answer service's checkpointer about once a second, and once at the end, before the
-final frame, so a client that sees `[DONE]` finds the answer in history.
+appends one encoded frame. Nothing there awaits the database. The answer's row is
+written while the model is being asked (`row_id` resolves when it is), its text is
+saved by the answer service's checkpointer about once a second, and once at the end,
+before the final frame, so a client that sees `[DONE]` finds the answer in history.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Protocol
 
-from chatstream.errors import ModelFailed
+from chatstream.errors import ModelFailed, ServerBusy
 from chatstream.providers.base import ChatMessage, ChatProvider, ProviderError, Usage
 from chatstream.streaming import frames
 from chatstream.streaming.log import AnswerLog
+
+log = logging.getLogger("chatstream.answers")
 
 
 class AnswerWriter(Protocol):
@@ -34,13 +38,13 @@ class AnswerRun:
         messages: list[ChatMessage],
         log: AnswerLog,
         writer: AnswerWriter,
-        message_id: int,
+        row_id: asyncio.Future[int],
     ) -> None:
         self.provider = provider
         self.messages = messages
         self.log = log
         self.writer = writer
-        self.message_id = message_id
+        self.row_id = row_id
         self.parts: list[str] = []
         self.saved_parts = 0  # len(parts) at the last checkpoint
         self.status = "streaming"
@@ -89,29 +93,35 @@ class AnswerRun:
         self, status: str, *, error: str | None, usage: Usage | None = None, started: float = 0.0
     ) -> None:
         self.status, self.error = status, error
-        log = self.log
+        code = ModelFailed.code
         try:
-            await asyncio.shield(
-                self.writer.finish(self.message_id, self.text, status, error=error, usage=usage)
-            )
-        finally:
-            if status == "complete":
-                usage = usage or Usage()
-                log.append(
-                    frames.data(
-                        log.next_seq,
-                        {
-                            "type": "usage",
-                            "promptTokens": usage.prompt_tokens,
-                            "completionTokens": usage.completion_tokens,
-                            "ms": round((time.monotonic() - started) * 1000),
-                        },
-                    )
-                )
-                log.append(frames.done(log.next_seq))
-            elif status == "error":
-                log.append(frames.error(log.next_seq, ModelFailed.code, error or "model failed"))
-            else:
-                log.append(frames.data(log.next_seq, {"type": status}))
-                log.append(frames.done(log.next_seq))
-            log.close()
+            # Shielded: a stop arriving now must not cancel the save itself.
+            message_id = await asyncio.shield(self.row_id)
+            await asyncio.shield(self.writer.finish(message_id, self.text, status, error=error, usage=usage))
+        except Exception:
+            log.exception("saving an answer failed")
+            status, code = "error", ServerBusy.code
+            self.status = self.error = error = "the answer could not be saved"
+            self.status = "error"
+        self._final_frames(status, code, error, usage, started)
+
+    def _final_frames(
+        self, status: str, code: int, error: str | None, usage: Usage | None, started: float
+    ) -> None:
+        log = self.log
+        if status == "complete":
+            usage = usage or Usage()
+            stats = {
+                "type": "usage",
+                "promptTokens": usage.prompt_tokens,
+                "completionTokens": usage.completion_tokens,
+                "ms": round((time.monotonic() - started) * 1000),
+            }
+            log.append(frames.data(log.next_seq, stats))
+            log.append(frames.done(log.next_seq))
+        elif status == "error":
+            log.append(frames.error(log.next_seq, code, error or "model failed"))
+        else:  # stopped or interrupted: a clean end the client can tell apart
+            log.append(frames.data(log.next_seq, {"type": status}))
+            log.append(frames.done(log.next_seq))
+        log.close()
