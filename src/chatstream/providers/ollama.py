@@ -47,7 +47,7 @@ class OllamaProvider:
                 if chunk.get("done"):
                     finished = True
                     yield Usage(chunk.get("prompt_eval_count"), chunk.get("eval_count"))
-                    break
+                    # and read on to the end of the body, so the connection goes back to the pool
         except BROKEN as exc:
             raise broke_off(self._what) from exc
         except orjson.JSONDecodeError as exc:

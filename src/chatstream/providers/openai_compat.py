@@ -53,8 +53,10 @@ class OpenAICompatProvider:
                     continue  # blank separators, comments, event: lines
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
+                    # Read on to the end of the body: only a fully read response returns its
+                    # connection to the pool (a new TCP connection per answer costs more).
                     finished = True
-                    break
+                    continue
                 chunk = orjson.loads(payload)
                 if "error" in chunk:
                     raise ProviderError(f"{self._what} reported: {chunk['error']}"[:400])
