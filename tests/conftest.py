@@ -6,7 +6,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ _names = itertools.count(1)
 class Api:
     """An httpx client for one server, optionally logged in as one user."""
 
-    opened: list[Api] = []  # closed after each test by the autouse fixture below
+    opened: ClassVar[list[Api]] = []  # closed after each test by the autouse fixture below
 
     def __init__(self, server: ServerProcess, token: str | None = None, username: str = "") -> None:
         self.server = server

@@ -30,9 +30,11 @@ def serve(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 async def add_user(settings: Settings, username: str, password: str, email: str | None) -> None:
+    from chatstream.services.accounts import check_new_user
     from chatstream.services.container import Services
 
-    services = await Services.start(settings)
+    check_new_user(username, password, email)  # before touching the data dir
+    services = await Services.start(settings, serving=False)
     try:
         await services.accounts.add_user(username=username, password=password, email=email)
     finally:

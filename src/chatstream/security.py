@@ -13,6 +13,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from chatstream.errors import InvalidToken
 
 _ALGORITHM = "HS256"
+MIN_SECRET = 32  # characters; as CHATSTREAM_JWT_SECRET must have
 
 
 class PasswordHasher:
@@ -38,6 +39,13 @@ class TokenClaims:
 
 class TokenCodec:
     def __init__(self, secret: str, ttl_s: float) -> None:
+        # The environment's secret is checked by the settings; one read from the data dir is not,
+        # and an empty one (a truncated file) would let the server start and then fail every login.
+        if len(secret) < MIN_SECRET:
+            raise ValueError(
+                f"the JWT secret must be at least {MIN_SECRET} characters; "
+                "fix or delete the data dir's jwt-secret file (a new one is generated)"
+            )
         self._secret = secret
         self._ttl_s = ttl_s
 

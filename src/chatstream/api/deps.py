@@ -26,7 +26,9 @@ async def current_user(request: Request) -> TokenClaims:
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("missing token: send the header Authorization: Bearer <token>")
     services: Services = request.app.state.services
-    return services.tokens.decode(token.strip())
+    claims = services.tokens.decode(token.strip())
+    await services.accounts.require_user(claims.user_id, claims.username)
+    return claims
 
 
 async def client_address(request: Request) -> str:

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store or even compare text holding U+0000; refuse it on every backend alike.
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain NUL characters (U+0000)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class _Body(BaseModel):
@@ -11,17 +24,17 @@ class _Body(BaseModel):
 
 class SendNewSessionBody(_Body):
     # The length limit is a setting, checked by the answer service.
-    question: str = Field(min_length=1)
-    model_type: str = Field(alias="modelType", min_length=1, max_length=64)
+    question: Text = Field(min_length=1)
+    model_type: Text = Field(alias="modelType", min_length=1, max_length=64)
 
 
 class SendBody(SendNewSessionBody):
-    session_id: str = Field(alias="sessionId", min_length=1, max_length=64)
+    session_id: Text = Field(alias="sessionId", min_length=1, max_length=64)
 
 
 class SessionBody(_Body):
-    session_id: str = Field(alias="sessionId", min_length=1, max_length=64)
+    session_id: Text = Field(alias="sessionId", min_length=1, max_length=64)
 
 
 class RenameBody(_Body):
-    name: str = Field(min_length=1, max_length=1000)
+    name: Text = Field(min_length=1, max_length=1000)

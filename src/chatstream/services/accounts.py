@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatstream.config import Settings
 from chatstream.errors import (
     InvalidParams,
+    InvalidToken,
     ServerBusy,
     TooManyRequests,
     UserExists,
@@ -30,6 +31,7 @@ log = logging.getLogger("chatstream.accounts")
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 USERNAME_RE = re.compile(r"^[\w.\-]{3,64}$")
+CODE_ATTEMPTS = 5  # wrong codes per address before it needs a new code
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 
@@ -39,6 +41,15 @@ def normalize_email(email: str) -> str:
     if len(email) > 254 or not EMAIL_RE.match(email):
         raise InvalidParams("email is not a valid e-mail address")
     return email
+
+
+def check_new_user(username: str, password: str, email: str | None) -> str | None:
+    """Validates an account's fields (raises InvalidParams); returns the normalized address."""
+    if not USERNAME_RE.match(username):
+        raise InvalidParams("username must be 3-64 letters, digits, '.', '-' or '_'")
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidParams(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
+    return normalize_email(email) if email else None
 
 
 def _code_hash(email: str, code: str) -> str:
@@ -61,6 +72,9 @@ class AccountService:
         self._tokens = tokens
         self._mailer = mailer
         self._login_failures = SlidingWindow(settings.login_failures_per_window, settings.login_window_s)
+        # Wrong codes per address: a 6-digit code must not be guessable by trying them all.
+        self._code_failures = SlidingWindow(CODE_ATTEMPTS, settings.code_ttl_s)
+        self._known_users: set[tuple[int, str]] = set()
 
     @property
     def verification(self) -> str:
@@ -77,13 +91,18 @@ class AccountService:
             last = await codes.last_sent_at(db, email)
             if last is not None and now - last < timedelta(seconds=s.code_resend_interval_s):
                 wait = int(s.code_resend_interval_s - (now - last).total_seconds()) + 1
-                raise TooManyRequests(f"a code was just sent to this address; ask again in {wait} s")
+                raise TooManyRequests(
+                    f"a code was just sent to this address; ask again in {wait} s", retryAfter=wait
+                )
             if (
                 await codes.count_from_client(db, client, now - timedelta(hours=1))
                 >= s.codes_per_client_per_hour
             ):
-                raise TooManyRequests("too many codes requested from this client; try again later")
+                raise TooManyRequests(
+                    "too many codes requested from this client; try again later", retryAfter=3600
+                )
             code = f"{secrets.randbelow(1_000_000):06d}"
+            await codes.retire_codes(db, email=email, now=now)  # only the newest code works
             await codes.add_code(
                 db,
                 email=email,
@@ -93,15 +112,17 @@ class AccountService:
                 expires_at=now + timedelta(seconds=s.code_ttl_s),
             )
             minutes = max(1, round(s.code_ttl_s / 60))
+            expiry = f"{minutes} minute" + ("s" if minutes != 1 else "")
             try:
                 await self._mailer.send(
                     email,
                     "Your chatstream verification code",
-                    f"Your chatstream verification code is {code}. It expires in {minutes} minutes.",
+                    f"Your chatstream verification code is {code}. It expires in {expiry}.",
                 )
             except OSError as exc:  # smtplib errors are OSErrors; the code is not kept
                 log.error("sending a verification code to %s failed: %s", email, exc)
                 raise ServerBusy("the verification e-mail could not be sent; try again later") from exc
+        self._code_failures.reset(email)
 
     async def register(
         self, *, email: str, password: str, captcha: str | None, username: str | None
@@ -121,10 +142,13 @@ class AccountService:
             # The code first: without one, nobody learns whether an address is registered, and a
             # used code stays used. Any error below rolls the transaction back, code included.
             if self._mailer is not None:
+                if self._code_failures.exceeded(email):
+                    raise WrongCode("too many wrong codes for this address: request a new code")
                 ok = await codes.consume_code(
                     db, email=email, code_hash=_code_hash(email, (captcha or "").strip()), now=utcnow()
                 )
                 if not ok:
+                    self._code_failures.hit(email)
                     raise WrongCode()
             if await users.login_taken(db, username=username, email=email):
                 raise UserExists("a user with this e-mail address or username already exists")
@@ -149,7 +173,9 @@ class AccountService:
             login = login.lower()  # addresses are stored lower-case
         key = f"{client}\0{login.lower()}"
         if self._login_failures.exceeded(key):
-            raise TooManyRequests("too many failed logins; wait a few minutes")
+            raise TooManyRequests(
+                "too many failed logins; wait a few minutes", retryAfter=int(self._settings.login_window_s)
+            )
         async with self._sessions() as db:
             user = await users.find_by_login(db, login)
         ok = await self._hasher.verify(password, user.password_hash if user else None)
@@ -159,13 +185,18 @@ class AccountService:
         self._login_failures.reset(key)
         return self._tokens.issue(user.id, user.username)
 
+    async def require_user(self, user_id: int, username: str) -> None:
+        """Refuses a well-signed token whose user is gone (or a database recreated under a kept secret)."""
+        if (user_id, username) in self._known_users:
+            return  # users are never deleted, so one look per process is enough
+        async with self._sessions() as db:
+            if not await users.exists(db, user_id=user_id, username=username):
+                raise InvalidToken("the token's user does not exist: log in again")
+        self._known_users.add((user_id, username))
+
     async def add_user(self, *, username: str, password: str, email: str | None) -> None:
         """For the command line: no verification code."""
-        if not USERNAME_RE.match(username):
-            raise InvalidParams("username must be 3-64 letters, digits, '.', '-' or '_'")
-        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            raise InvalidParams(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
-        email = normalize_email(email) if email else None
+        email = check_new_user(username, password, email)
         password_hash = await self._hasher.hash(password)
         async with self._sessions.begin() as db:
             if await users.login_taken(db, username=username, email=email):

@@ -58,13 +58,14 @@ class Services:
     answers: AnswerService
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
+    async def start(cls, settings: Settings, *, serving: bool = True) -> Services:
+        """Connects, migrates and builds the services; `serving=False` (the CLI) leaves answers alone."""
         if not settings.database_url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url())
         await migrate(engine)
         sessions = session_factory(engine)
-        if engine.dialect.name == "sqlite":
+        if serving and engine.dialect.name == "sqlite":
             # One process owns an SQLite file, so whatever is still `streaming` was cut off.
             async with sessions.begin() as db:
                 cut = await chats.mark_abandoned(db)
@@ -73,13 +74,14 @@ class Services:
         tokens = TokenCodec(jwt_secret(settings), settings.jwt_ttl_hours * 3600)
         hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
         models = ModelRegistry(settings.configured_models())
-        if models.empty:
+        if serving and models.empty:
             log.warning(
                 "no model is configured: chat requests will be refused until CHATSTREAM_OPENAI_BASE_URL "
                 "and CHATSTREAM_OPENAI_MODEL (or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL) are set"
             )
         answers = AnswerService(settings=settings, sessions=sessions, models=models)
-        await answers.start_tickers()
+        if serving:
+            await answers.start_tickers()
         return cls(
             settings=settings,
             engine=engine,

@@ -49,3 +49,12 @@ async def consume_code(db: AsyncSession, *, email: str, code_hash: str, now: dat
         .values(used_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def retire_codes(db: AsyncSession, *, email: str, now: datetime) -> None:
+    """Marks the address's live codes used, so that only a newer one works."""
+    await db.execute(
+        update(VerificationCode)
+        .where(VerificationCode.email == email, VerificationCode.used_at.is_(None))
+        .values(used_at=now)
+    )

@@ -31,3 +31,8 @@ async def login_taken(db: AsyncSession, *, username: str | None = None, email: s
         return False
     found = await db.scalar(select(User.id).where(or_(*conditions)).limit(1))
     return found is not None
+
+
+async def exists(db: AsyncSession, *, user_id: int, username: str) -> bool:
+    found = await db.scalar(select(User.id).where(User.id == user_id, User.username == username))
+    return found is not None
