@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Api, register, server_env
+from tests.conftest import Api, register
 from tests.support.server import ServerProcess
 from tests.support.upstream import StandInUpstream
 

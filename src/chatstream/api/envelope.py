@@ -78,4 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return failure(4001, 500, "server busy: an unexpected error was logged")
+        response = failure(4001, 500, "server busy: an unexpected error was logged")
+        # Starlette re-raises after this answer and uvicorn then drops the connection: say so, or a
+        # keep-alive client reuses it and its next request dies with a connection reset.
+        response.headers["Connection"] = "close"
+        return response

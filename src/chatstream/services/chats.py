@@ -30,9 +30,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, sid = raw.split("|", 1)
-        return datetime.fromisoformat(at), sid
+        stamp = datetime.fromisoformat(at)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidParams("cursor is not one this server gave out") from exc
+    if not chats.is_session_id(sid):
+        raise InvalidParams("cursor is not one this server gave out")
+    return stamp, sid
 
 
 class ChatService:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from chatstream.stores.models import ChatSession, Message, utcnow
 # Core handles on the tables, for the many-row statements of the answer path.
 SESSIONS = cast(Table, ChatSession.__table__)
 MESSAGES = cast(Table, Message.__table__)
+SESSION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 async def add_session(db: AsyncSession, *, session_id: str, user_id: int, title: str) -> None:
@@ -26,8 +28,15 @@ async def add_session(db: AsyncSession, *, session_id: str, user_id: int, title:
     )
 
 
+def is_session_id(value: str) -> bool:
+    """Whether `value` has the shape of the ids this server gives out (a UUID)."""
+    return len(value) == 36 and SESSION_ID.fullmatch(value) is not None
+
+
 async def owned_session(db: AsyncSession, session_id: str, user_id: int) -> ChatSession | None:
     """The session if it exists and belongs to the user; None either way, so callers can't tell which."""
+    if not is_session_id(session_id):
+        return None  # not ours, and PostgreSQL refuses some strings (NUL) outright
     found = await db.scalars(
         select(ChatSession).where(ChatSession.id == session_id, ChatSession.user_id == user_id)
     )
