@@ -62,3 +62,20 @@ def test_nudge_sends_a_ping_only_when_nothing_is_new() -> None:
         assert [c async for c in reader] == []
 
     asyncio.run(scenario())
+
+
+def test_a_reader_going_away_harms_neither_the_writer_nor_other_readers() -> None:
+    async def scenario() -> None:
+        log = AnswerLog()
+        leaving = asyncio.create_task(collect(relay(log)))
+        staying = asyncio.create_task(collect(relay(log)))
+        await asyncio.sleep(0)
+        leaving.cancel()  # as when a client disconnects mid-answer
+        await asyncio.sleep(0)
+        log.append(frames.delta(1, "still"))  # must not raise
+        log.append(frames.done(2))
+        log.close()
+        assert await staying == b"".join(log.frames)
+        assert leaving.cancelled()
+
+    asyncio.run(scenario())

@@ -1,7 +1,7 @@
 """The frame log of one answer: the run appends encoded frames, readers replay and follow.
 
-Frame n (the SSE `id:`) is `frames[n - 1]`. All readers of a log await one shared future,
-so an appended frame costs one wake-up however many tabs are reading.
+Frame n (the SSE `id:`) is `frames[n - 1]`. Each waiting reader has a future of its own
+(a shared one would be cancelled for everybody when one reader goes away).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import time
 
 
 class AnswerLog:
-    __slots__ = ("_changed", "closed", "frames", "last_activity")
+    __slots__ = ("_waiters", "closed", "frames", "last_activity")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.closed = False
         self.last_activity = time.monotonic()
-        self._changed: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def next_seq(self) -> int:
@@ -38,13 +38,15 @@ class AnswerLog:
 
     async def wait(self) -> None:
         """Until the next append, close or nudge."""
-        if self._changed is None:
-            self._changed = asyncio.get_running_loop().create_future()
-        await self._changed
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     def _wake(self) -> None:
         self.last_activity = time.monotonic()
-        changed = self._changed
-        if changed is not None:
-            self._changed = None
-            changed.set_result(None)
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for waiter in waiters:
+                if not waiter.done():  # a reader that went away cancelled its own
+                    waiter.set_result(None)

@@ -1,0 +1,179 @@
+"""Control of a running answer: follow and resume by id, stop, disconnect, restart."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Api, register, server_env
+from tests.support.server import ServerProcess
+from tests.support.sse import Frame, answer_text, parse, parse_bytes
+from tests.support.upstream import StandInUpstream
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class LiveAnswer:
+    """An answer being streamed to this test, read frame by frame."""
+
+    def __init__(self, user: Api, question: str) -> None:
+        self.client = httpx.Client(base_url=user.server.api, headers=user.http.headers, timeout=30)
+        request = self.client.build_request(
+            "POST", "/AI/chat/send-stream-new-session", json={"question": question, "modelType": "1"}
+        )
+        self.response = self.client.send(request, stream=True)
+        assert self.response.status_code == 200
+        self.frames = parse(self.response.iter_lines())  # one iterator: dropping it would close the stream
+        self.session_id: str = next(self.frames).json()["sessionId"]
+
+    def rest(self) -> list[Frame]:
+        return list(self.frames)
+
+    def close(self) -> None:
+        self.response.close()
+        self.client.close()
+
+
+def start_slow_answer(user: Api, tokens: int = 30, ms: int = 50) -> LiveAnswer:
+    """Starts an answer and reads only its first frame (the session id); the caller reads on."""
+    return LiveAnswer(user, f"/slow {tokens} {ms}")
+
+
+def follow(
+    user: Api, session_id: str, *, after: int | None = None, last_event_id: int | None = None
+) -> tuple[httpx.Response, list[Frame]]:
+    params: dict[str, str | int] = {"sessionId": session_id}
+    if after is not None:
+        params["after"] = after
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+    with user.http.stream("GET", "/AI/chat/stream", params=params, headers=headers) as response:
+        body = response.read()
+    return response, (parse_bytes(body) if response.status_code == 200 else [])
+
+
+def test_resume_after_every_frame_joins_to_the_whole_answer(user: Api) -> None:
+    session_id, frames = user.ask_new("/echo one two three four five")
+    full = answer_text(frames)
+    assert full == "one two three four five"
+    for k in range(len(frames) + 1):  # every cut, including after [DONE]
+        _, tail = follow(user, session_id, last_event_id=k)
+        assert [f.id for f in tail] == [f.id for f in frames[k:]]
+        assert answer_text(frames[:k]) + answer_text(tail) == full
+        _, by_query = follow(user, session_id, after=k)
+        assert [f.text for f in by_query] == [f.text for f in tail]
+
+
+def test_two_readers_of_a_live_answer_see_identical_frames(user: Api) -> None:
+    live = start_slow_answer(user, tokens=15, ms=40)
+    try:
+        _, second = follow(user, live.session_id, last_event_id=0)
+        rest = live.rest()
+    finally:
+        live.close()
+    whole_first = [f.text for f in rest]
+    assert [f.text for f in second][1:] == whole_first  # the follower also got the sessionId frame
+    assert second[-1].text == "[DONE]"
+    assert answer_text(second) == "".join(f"w{i} " for i in range(15))
+
+
+def test_stop_mid_answer_closes_the_upstream_and_keeps_the_partial_text(
+    user: Api, upstream: StandInUpstream
+) -> None:
+    closed_before = upstream.closed_by_client
+    live = start_slow_answer(user, tokens=200, ms=30)
+    session_id = live.session_id
+    try:
+        frames = [next(live.frames) for _ in range(3)]  # a few tokens in
+        stopped = user.post("/AI/chat/stop", {"sessionId": session_id})
+        assert stopped.status_code == 200 and stopped.json()["stopped"] is True
+        rest = live.rest()
+    finally:
+        live.close()
+    assert rest[-2].json() == {"type": "stopped"} and rest[-1].text == "[DONE]"
+    assert upstream.wait_until(lambda u: u.closed_by_client > closed_before, timeout=1.0)
+    answer = user.history(session_id)[1]
+    assert answer["status"] == "stopped"
+    text = answer_text(frames + rest)
+    assert answer["content"] == text and text.startswith("w0 w1 w2 ") and len(text) < 200 * 3
+    # Stopping again, or after the end, is harmless.
+    again = user.post("/AI/chat/stop", {"sessionId": session_id})
+    assert again.status_code == 200 and again.json()["stopped"] is False
+
+
+def test_client_disconnect_does_not_stop_the_answer(user: Api) -> None:
+    live = start_slow_answer(user, tokens=10, ms=40)
+    session_id = live.session_id
+    live.close()
+    wait_for(lambda: user.history(session_id)[1]["status"] != "streaming")
+    answer = user.history(session_id)[1]
+    assert answer["status"] == "complete"
+    assert answer["content"] == "".join(f"w{i} " for i in range(10))
+
+
+def test_a_second_question_while_answering_is_429(user: Api, upstream: StandInUpstream) -> None:
+    live = start_slow_answer(user, tokens=10, ms=50)
+    session_id = live.session_id
+    try:
+        asked = len(upstream.requests)
+        busy = user.post("/AI/chat/send", {"question": "/echo x", "modelType": "1", "sessionId": session_id})
+        assert busy.status_code == 429 and busy.json()["status_code"] == 4029
+        assert len(upstream.requests) == asked
+        assert live.rest()[-1].text == "[DONE]"
+    finally:
+        live.close()
+    assert [m["content"] for m in user.history(session_id)][::2] == ["/slow 10 50"]
+
+
+def test_follow_with_nothing_running_is_404(user: Api) -> None:
+    response, _ = follow(user, "00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 404 and response.json()["status_code"] == 2011
+
+
+@pytest.fixture
+def own_server(tmp_path: Path, upstream: StandInUpstream) -> ServerProcess:
+    return ServerProcess(tmp_path / "own", server_env(upstream, CHATSTREAM_CHECKPOINT_S="0.2"))
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGTERM, "interrupted"), (signal.SIGKILL, "interrupted")]
+)
+def test_server_stopped_mid_answer_keeps_what_was_written(
+    own_server: ServerProcess, sig: signal.Signals, status: str
+) -> None:
+    own_server.start()
+    try:
+        member = register(own_server)
+
+        def ask() -> None:
+            # The stream is cut when the server goes away.
+            with contextlib.suppress(httpx.HTTPError, AssertionError, IndexError):
+                member.ask_new("/slow 1000 20")
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        wait_for(lambda: bool(member.get("/AI/chat/sessions").json()["sessions"]))
+        session_id = member.get("/AI/chat/sessions").json()["sessions"][0]["sessionId"]
+        wait_for(lambda: len(member.history(session_id)[1]["content"]) > 20)  # a checkpoint happened
+        saved = member.history(session_id)[1]["content"]
+        own_server.stop(sig)
+        asker.join(10)
+        own_server.start()
+        answer = member.history(session_id)[1]
+        assert answer["status"] == "interrupted"
+        assert answer["content"].startswith(saved) and answer["content"].startswith("w0 w1 ")
+        assert member.history(session_id)[0]["content"] == "/slow 1000 20"
+        assert answer_text(member.ask(session_id, "/echo still works")) == "still works"
+    finally:
+        own_server.stop()
