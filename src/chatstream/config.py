@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     checkpoint_s: float = Field(default=1.0, gt=0)
     sessions_page_size: int = Field(default=50, ge=1, le=500)
 
+    # Answers in flight and their event logs (docs/streaming.md).
+    redis_url: str = Field(default="", description="redis://...; shares answers across instances")
+    answers_per_user: int = Field(default=3, ge=1, description="answers one user may have in flight")
+    answers_max: int = Field(default=1000, ge=1, description="answers in flight on this instance")
+    answer_log_max_frames: int = Field(default=20000, ge=100)
+    answer_log_retention_s: float = Field(default=300.0, ge=1, description="resumable this long after")
+    on_disconnect: Literal["continue", "cancel"] = "continue"
+
     openai_base_url: str = ""
     openai_api_key: SecretStr | None = None
     openai_model: str = ""
