@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     answer_log_max_frames: int = Field(default=20000, ge=100)
     answer_log_retention_s: float = Field(default=300.0, ge=1, description="resumable this long after")
     on_disconnect: Literal["continue", "cancel"] = "continue"
+    instance_ttl_s: float = Field(default=15.0, ge=1, description="an instance silent this long is dead")
+    recovery_s: float = Field(default=30.0, gt=0, description="how often dead instances' answers are sought")
 
     openai_base_url: str = ""
     openai_api_key: SecretStr | None = None

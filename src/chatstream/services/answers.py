@@ -2,9 +2,11 @@
 
 An answer runs as a task owned by this service, not by the HTTP request: the request
 that started it is only its first reader, and a client that goes away does not stop it.
-The service also runs two small tickers for all answers at once: the checkpointer (saves
-the text of every answer in progress about once a second, in one statement) and the
-heartbeat (nudges logs that have been quiet, so their readers send `: ping`).
+The service also runs small tickers for all answers at once: the checkpointer (saves the
+text of every answer in progress about once a second, in one statement), the heartbeat
+(nudges logs that have been quiet, so their readers send `: ping`) and, with Redis, the
+recovery of answers left `streaming` by instances that died. With Redis (`bus`), answers
+can be followed and stopped from any instance (stores/answer_bus_redis.py).
 """
 
 from __future__ import annotations
@@ -14,32 +16,58 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatstream.config import Settings
-from chatstream.errors import AppError, InvalidParams, ModelFailed, SessionNotFound, TooManyRequests
+from chatstream.errors import (
+    AppError,
+    InvalidParams,
+    ModelFailed,
+    ServerBusy,
+    SessionNotFound,
+    TooManyRequests,
+)
 from chatstream.providers.base import ProviderError, Usage
 from chatstream.providers.registry import ModelRegistry
 from chatstream.services.batching import GroupCommit
 from chatstream.services.chats import title_from
 from chatstream.services.context import build_context
 from chatstream.stores import chats
-from chatstream.stores.models import Message
+from chatstream.stores.models import Message, utcnow
 from chatstream.streaming import frames
 from chatstream.streaming.log import AnswerLog
+from chatstream.streaming.relay import relay
 from chatstream.streaming.run import AnswerRun
 
 log = logging.getLogger("chatstream.answers")
 
 HISTORY_ROWS = 200  # the most messages ever read back for a context
-RETAIN_FINISHED_S = 60.0  # how long a finished answer's frames stay readable
+
+
+class AnswerBus(Protocol):
+    """What the service needs to share answers across instances (RedisAnswerBus has it)."""
+
+    healthy: bool
+
+    def track(self, session_id: str, answer_log: AnswerLog) -> None: ...
+
+    def flush_soon(self) -> None: ...
+
+    async def follow(self, session_id: str, after: int) -> AsyncIterator[bytes] | None: ...
+
+    async def request_stop(self, session_id: str) -> bool: ...
+
+    async def live_instances(self, candidates: set[str]) -> set[str]: ...
 
 
 @dataclass(slots=True)
 class Answer:
     session_id: str
+    user_id: int
     run: AnswerRun
     task: asyncio.Task[None]
 
@@ -59,21 +87,54 @@ def refusal(exc: ProviderError, session_id: str) -> AppError:
 
 class AnswerService:
     def __init__(
-        self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession], models: ModelRegistry
+        self,
+        *,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        models: ModelRegistry,
+        bus: AnswerBus | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._models = models
+        self._bus = bus
+        self.instance_id = instance_id or uuid.uuid4().hex
         self._answers: dict[str, Answer] = {}  # by session id: the running or recently finished answer
+        self._in_flight: dict[int, int] = {}  # by user id: answers running
+        self._running = 0
         self._tickers: list[asyncio.Task[None]] = []
         self._turns = GroupCommit(self._write_turns)
         self._finishes = GroupCommit(self._write_finishes)
 
     async def start_tickers(self) -> None:
+        """At server start: recover what dead instances left, then run the tickers."""
+        await self.recover_abandoned()
         self._tickers = [
             asyncio.create_task(self._checkpoint_forever(), name="chatstream-checkpoint"),
             asyncio.create_task(self._heartbeat_forever(), name="chatstream-heartbeat"),
         ]
+        if self._bus is not None:
+            self._tickers.append(asyncio.create_task(self._recover_forever(), name="chatstream-recovery"))
+
+    async def recover_abandoned(self) -> int:
+        """Answers left `streaming` by an instance that is gone become `interrupted`.
+
+        With Redis an instance is gone when its liveness key has expired; without Redis this
+        server is taken to be the only instance, so every other owner is gone.
+        """
+        async with self._sessions() as db:
+            owners = await chats.streaming_owners(db)
+        others = {o for o in owners if o != self.instance_id}
+        if self._bus is not None and others:
+            others -= set(await self._bus.live_instances({o for o in others if o is not None}))
+        if not others:
+            return 0
+        async with self._sessions.begin() as db:
+            cut = await chats.mark_interrupted(db, others)
+        if cut:
+            log.warning("%d answers cut off by a stopped instance are marked interrupted", cut)
+        return cut
 
     async def start(self, *, user_id: int, question: str, model_type: str, session_id: str | None) -> Answer:
         """Stores the question, starts the answer and waits until the model accepted it.
@@ -86,6 +147,7 @@ class AnswerService:
         if len(question) > self._settings.max_question_chars:
             raise InvalidParams(f"question is longer than {self._settings.max_question_chars} characters")
         model = self._models.resolve(model_type)
+        self._check_limits(user_id)
         new = session_id is None
         sid = session_id or str(uuid.uuid4())
         history: list[Message] = []
@@ -103,6 +165,7 @@ class AnswerService:
             user_id=user_id,
             question=question,
             model=model.config.id,
+            owner=self.instance_id,
             title=title_from(question) if new else None,
         )
         messages = build_context(
@@ -120,9 +183,13 @@ class AnswerService:
             provider=model.provider, messages=messages, log=answer_log, writer=self, row_id=row_id
         )
         task = asyncio.create_task(run.run(), name=f"answer-{sid}")
-        answer = Answer(sid, run, task)
+        answer = Answer(sid, user_id, run, task)
         self._answers[sid] = answer
-        task.add_done_callback(lambda _t: self._retire_later(answer))
+        self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
+        self._running += 1
+        task.add_done_callback(lambda _t: self._ended(answer))
+        if self._bus is not None:
+            self._bus.track(sid, answer_log)
         try:
             await asyncio.shield(run.opened)
         except ProviderError as exc:
@@ -137,35 +204,108 @@ class AnswerService:
             raise ModelFailed(f"model failed mid-answer: {answer.run.error}", sessionId=answer.session_id)
         return answer.run.text
 
-    async def current(self, user_id: int, session_id: str) -> Answer:
-        """The session's running (or recently finished) answer."""
+    def first_reader(self, answer: Answer) -> AsyncIterator[bytes]:
+        """The stream of the request that started the answer."""
+        if self._settings.on_disconnect == "cancel":
+            return self._cancel_on_leave(answer)
+        return relay(answer.log)
+
+    async def _cancel_on_leave(self, answer: Answer) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in relay(answer.log):
+                yield chunk
+        finally:
+            if not answer.log.closed:  # the client left before the end
+                answer.task.cancel()
+
+    async def follow(self, user_id: int, session_id: str, after: int) -> AsyncIterator[bytes]:
+        """Frames after `after` of the session's running (or recently finished) answer, then live ones."""
         await self._require_owned(user_id, session_id)
         answer = self._answers.get(session_id)
-        if answer is None:
-            raise SessionNotFound("no answer is being written in this session")
-        return answer
+        if answer is not None:
+            return relay(answer.log, after)
+        if self._bus is not None:
+            self._require_bus()
+            # An answer that another instance started or ended a moment ago may not be mirrored yet.
+            deadline = time.monotonic() + 1.0
+            while (remote := await self._bus.follow(session_id, after)) is None:
+                if time.monotonic() > deadline or not await self._recently_active(session_id):
+                    break
+                await asyncio.sleep(0.05)
+            if remote is not None:
+                return remote
+        raise SessionNotFound("no answer is being written in this session")
+
+    async def _recently_active(self, session_id: str) -> bool:
+        async with self._sessions() as db:
+            last = await chats.last_answer(db, session_id)
+        return last is not None and (
+            last.status == "streaming" or (utcnow() - last.updated_at).total_seconds() < 5
+        )
 
     async def stop(self, user_id: int, session_id: str) -> bool:
-        """Stops the session's answer; False when none was running (stopping is idempotent)."""
+        """Stops the session's answer, on whichever instance; False when none was running."""
         await self._require_owned(user_id, session_id)
         answer = self._answers.get(session_id)
-        if answer is None or answer.task.done():
-            return False
-        answer.task.cancel()
-        await asyncio.wait([answer.task], timeout=10)
-        return True
+        if answer is not None:
+            if answer.task.done():
+                return False
+            answer.task.cancel()
+            await asyncio.wait([answer.task], timeout=10)
+            return True
+        if self._bus is not None:
+            self._require_bus()
+            return await self._bus.request_stop(session_id)
+        return False
+
+    def stop_local(self, session_id: str) -> None:
+        """A stop request from another instance (Redis pub/sub): cancel if the answer runs here."""
+        answer = self._answers.get(session_id)
+        if answer is not None and not answer.task.done():
+            answer.task.cancel()
+
+    def _require_bus(self) -> None:
+        if self._bus is not None and not self._bus.healthy:
+            raise ServerBusy(
+                "Redis is unreachable: answers on other instances can't be followed or stopped "
+                "until it is back"
+            )
+
+    def _check_limits(self, user_id: int) -> None:
+        s = self._settings
+        if self._in_flight.get(user_id, 0) >= s.answers_per_user:
+            raise TooManyRequests(
+                f"you have {s.answers_per_user} answers in progress already; wait for one or stop it",
+                retryAfter=5,
+            )
+        if self._running >= s.answers_max:
+            raise ServerBusy(f"this server is writing {s.answers_max} answers already; try again shortly")
+
+    @property
+    def running(self) -> int:
+        return self._running
 
     async def _require_owned(self, user_id: int, session_id: str) -> None:
         async with self._sessions() as db:
             if await chats.owned_session(db, session_id, user_id) is None:
                 raise SessionNotFound()
 
-    def _retire_later(self, answer: Answer) -> None:
+    def _ended(self, answer: Answer) -> None:
+        if self._bus is not None:
+            self._bus.flush_soon()  # other instances' readers get the end at once
+        self._running -= 1
+        left = self._in_flight[answer.user_id] - 1
+        if left:
+            self._in_flight[answer.user_id] = left
+        else:
+            del self._in_flight[answer.user_id]
+
         def retire() -> None:
             if self._answers.get(answer.session_id) is answer:
                 del self._answers[answer.session_id]
 
-        asyncio.get_running_loop().call_later(RETAIN_FINISHED_S, retire)
+        # The frames stay readable for a while (a reload, another tab), then only history has them.
+        asyncio.get_running_loop().call_later(self._settings.answer_log_retention_s, retire)
 
     async def finish(
         self, message_id: int, content: str, status: str, *, error: str | None, usage: Usage | None
@@ -225,6 +365,14 @@ class AnswerService:
                 answer_log = answer.log
                 if not answer_log.closed and answer_log.last_activity <= quiet_since:
                     answer_log.nudge()
+
+    async def _recover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.recovery_s)
+            try:
+                await self.recover_abandoned()
+            except Exception:  # Redis or the database away for a moment: next round
+                log.exception("looking for abandoned answers failed")
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Marks answers still running as interrupted and saves them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from chatstream.services.accounts import AccountService
 from chatstream.services.answers import AnswerService
 from chatstream.services.chats import ChatService
 from chatstream.services.mailer import ConsoleMailer, Mailer, SmtpMailer
-from chatstream.stores import chats
+from chatstream.stores.answer_bus_redis import RedisAnswerBus
 from chatstream.stores.db import create_engine, migrate, session_factory
+from chatstream.streaming import frames
 
 log = logging.getLogger("chatstream")
 
@@ -56,6 +58,7 @@ class Services:
     accounts: AccountService
     chats: ChatService
     answers: AnswerService
+    bus: RedisAnswerBus | None
 
     @classmethod
     async def start(cls, settings: Settings, *, serving: bool = True) -> Services:
@@ -65,12 +68,6 @@ class Services:
         engine = create_engine(settings.resolved_database_url())
         await migrate(engine)
         sessions = session_factory(engine)
-        if serving and engine.dialect.name == "sqlite":
-            # One process owns an SQLite file, so whatever is still `streaming` was cut off.
-            async with sessions.begin() as db:
-                cut = await chats.mark_abandoned(db)
-            if cut:
-                log.warning("%d answers cut off by an earlier stop are marked interrupted", cut)
         tokens = TokenCodec(jwt_secret(settings), settings.jwt_ttl_hours * 3600)
         hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
         models = ModelRegistry(settings.configured_models())
@@ -79,7 +76,23 @@ class Services:
                 "no model is configured: chat requests will be refused until CHATSTREAM_OPENAI_BASE_URL "
                 "and CHATSTREAM_OPENAI_MODEL (or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL) are set"
             )
-        answers = AnswerService(settings=settings, sessions=sessions, models=models)
+        instance_id = uuid.uuid4().hex
+        bus = None
+        if serving and settings.redis_url:
+            bus = RedisAnswerBus(
+                settings.redis_url,
+                instance_id=instance_id,
+                retention_s=settings.answer_log_retention_s,
+                max_entries=settings.answer_log_max_frames,
+                heartbeat_s=settings.heartbeat_s,
+                instance_ttl_s=settings.instance_ttl_s,
+                ping=frames.PING,
+            )
+        answers = AnswerService(
+            settings=settings, sessions=sessions, models=models, bus=bus, instance_id=instance_id
+        )
+        if bus is not None:
+            await bus.start(on_stop=answers.stop_local)
         if serving:
             await answers.start_tickers()
         return cls(
@@ -97,6 +110,7 @@ class Services:
             ),
             chats=ChatService(sessions),
             answers=answers,
+            bus=bus,
         )
 
     async def ready(self) -> dict[str, str]:
@@ -107,9 +121,13 @@ class Services:
                 await connection.execute(text("SELECT 1"))
         except Exception as exc:
             state["database"] = f"unreachable: {type(exc).__name__}"
+        if self.bus is not None:
+            state["redis"] = "ok" if await self.bus.ping() else "unreachable"
         return state
 
     async def close(self) -> None:
         await self.answers.shutdown()
+        if self.bus is not None:
+            await self.bus.close()
         await self.models.close()
         await self.engine.dispose()

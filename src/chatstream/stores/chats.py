@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatstream.stores.models import ChatSession, Message, utcnow
@@ -51,6 +51,7 @@ class NewTurn:
     user_id: int
     question: str
     model: str
+    owner: str
     title: str | None = None
 
 
@@ -66,7 +67,8 @@ async def add_turns(db: AsyncSession, turns: list[NewTurn]) -> list[int]:
     if new_sessions:
         await db.execute(insert(SESSIONS), new_sessions)
     rows = [
-        {"session_id": t.session_id, "model": t.model, "created_at": now, "updated_at": now} for t in turns
+        {"session_id": t.session_id, "model": t.model, "owner": t.owner, "created_at": now, "updated_at": now}
+        for t in turns
     ]
     await db.execute(
         insert(MESSAGES),
@@ -94,6 +96,16 @@ async def recent_messages(db: AsyncSession, session_id: str, *, limit: int) -> S
         select(Message).where(Message.session_id == session_id).order_by(Message.id.desc()).limit(limit)
     )
     return found.all()
+
+
+async def last_answer(db: AsyncSession, session_id: str) -> Message | None:
+    found = await db.scalars(
+        select(Message)
+        .where(Message.session_id == session_id, Message.role == "assistant")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return found.first()
 
 
 async def messages(db: AsyncSession, session_id: str) -> Sequence[Message]:
@@ -176,9 +188,23 @@ async def checkpoint_messages(db: AsyncSession, contents: list[tuple[int, str]])
     )
 
 
-async def mark_abandoned(db: AsyncSession) -> int:
-    """Answers left `streaming` by a process that died become `interrupted`."""
+async def streaming_owners(db: AsyncSession) -> set[str | None]:
+    """The instances that have answers marked `streaming`."""
+    found = await db.scalars(select(Message.owner).where(Message.status == "streaming").distinct())
+    return set(found.all())
+
+
+async def mark_interrupted(db: AsyncSession, owners: set[str | None]) -> int:
+    """Answers left `streaming` by these (dead) instances become `interrupted`."""
+    named = {o for o in owners if o is not None}
+    conditions: list[ColumnElement[bool]] = [Message.owner.in_(named)] if named else []
+    if None in owners:
+        conditions.append(Message.owner.is_(None))
+    if not conditions:
+        return 0
     result = await db.execute(
-        update(Message).where(Message.status == "streaming").values(status="interrupted", updated_at=utcnow())
+        update(Message)
+        .where(Message.status == "streaming", or_(*conditions))
+        .values(status="interrupted", updated_at=utcnow())
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -61,7 +61,10 @@ class ChatSession(Base):
 
 class Message(Base):
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_session_order", "session_id", "id"),)
+    __table_args__ = (
+        Index("ix_message_session_order", "session_id", "id"),
+        Index("ix_message_status", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("chat_session.id", ondelete="CASCADE"))
@@ -73,6 +76,8 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    # The server instance writing an answer: tells an answer cut off by a dead instance from a live one.
+    owner: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -20,10 +20,11 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """The database answers; says whether a model is configured."""
+    """The database (and Redis, when configured) answer; says whether a model is configured."""
     state = await services.ready()
-    if state["database"] != "ok":
-        return failure(4001, 503, "not ready: database " + state["database"], checks=state)
+    down = [f"{name} {state[name]}" for name in ("database", "redis") if state.get(name, "ok") != "ok"]
+    if down:
+        return failure(4001, 503, "not ready: " + ", ".join(down), checks=state)
     return ok(status="ready", checks=state)
 
 

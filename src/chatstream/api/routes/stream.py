@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -11,8 +12,6 @@ from starlette.responses import StreamingResponse
 from chatstream.api.deps import CurrentUser, ServicesDep
 from chatstream.api.envelope import ok
 from chatstream.schemas.chat import SendBody, SendNewSessionBody, SessionBody
-from chatstream.services.answers import Answer
-from chatstream.streaming.relay import relay
 
 router = APIRouter(prefix="/AI/chat", tags=["stream"])
 
@@ -25,8 +24,8 @@ SSE_HEADERS = {
 }
 
 
-def _stream(answer: Answer, after: int = 0) -> StreamingResponse:
-    return StreamingResponse(relay(answer.log, after), media_type="text/event-stream", headers=SSE_HEADERS)
+def _stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post("/send-stream-new-session")
@@ -37,7 +36,7 @@ async def send_stream_new_session(
     answer = await services.answers.start(
         user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=None
     )
-    return _stream(answer)
+    return _stream(services.answers.first_reader(answer))
 
 
 @router.post("/send-stream")
@@ -46,7 +45,7 @@ async def send_stream(body: SendBody, user: CurrentUser, services: ServicesDep) 
     answer = await services.answers.start(
         user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=body.session_id
     )
-    return _stream(answer)
+    return _stream(services.answers.first_reader(answer))
 
 
 @router.get("/stream")
@@ -58,10 +57,9 @@ async def follow(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
     """Re-attach to the session's answer: frames after `Last-Event-ID` (or `after`), then live."""
-    answer = await services.answers.current(user.user_id, session_id)
     if after is None:
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return _stream(answer, after)
+    return _stream(await services.answers.follow(user.user_id, session_id, after))
 
 
 @router.post("/stop")

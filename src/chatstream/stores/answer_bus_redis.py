@@ -1,0 +1,275 @@
+"""Answers shared across instances through Redis: frame logs, stop requests, live instances.
+
+- Frames: each answer's frames are mirrored into the Stream `chatstream:answer:{session}`.
+  Every `flush_s` one pipelined XADD per changed answer appends the frames since the last
+  one as a single entry: field `f` is the concatenated frames, `s` the first frame's
+  number, and the entry id `0-{last frame number}`, so `XREAD` after `0-{n}` resumes after
+  frame n. The last entry carries `end`; the stream then expires after the retention time.
+  The local memory log stays the source of truth: the owner's readers never touch Redis.
+- Stop: `PUBLISH chatstream:stop {session}`; the instance running that answer cancels it.
+- Liveness: each instance keeps `chatstream:instance:{id}` alive, so the others can tell an
+  answer left `streaming` by a dead instance from one still being written.
+
+When Redis is unreachable, answers go on locally; the mirror retries, and once Redis is back
+rewrites the streams of running answers from memory (so a Redis restart loses nothing of them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger("chatstream.redis")
+
+STOP_CHANNEL = "chatstream:stop"
+RUNNING_TTL_S = 24 * 3600  # a stream whose writer died without ending it goes away eventually
+
+
+def answer_key(session_id: str) -> str:
+    return f"chatstream:answer:{session_id}"
+
+
+def instance_key(instance_id: str) -> str:
+    return f"chatstream:instance:{instance_id}"
+
+
+class FrameLog(Protocol):
+    """An answer's frames as streaming.log.AnswerLog keeps them."""
+
+    frames: list[bytes]
+    closed: bool
+
+
+@dataclass(slots=True)
+class _Mirrored:
+    log: FrameLog
+    published: int = 0  # frames already in Redis
+
+
+class RedisAnswerBus:
+    def __init__(
+        self,
+        url: str,
+        *,
+        instance_id: str,
+        retention_s: float,
+        max_entries: int,
+        flush_s: float = 0.1,
+        heartbeat_s: float = 15.0,
+        instance_ttl_s: float = 15.0,
+        ping: bytes = b": ping\n\n",
+    ) -> None:
+        # Any: redis-py's response types are unions of every shape a reply can take.
+        self._redis: Any = aioredis.from_url(url, socket_connect_timeout=2, health_check_interval=10)
+        self._instance_id = instance_id
+        self._retention_s = int(retention_s)
+        self._max_entries = max_entries
+        self._flush_s = flush_s
+        self._heartbeat_s = heartbeat_s
+        self._ping = ping  # what a remote reader gets while the answer is quiet
+        self._instance_ttl_ms = int(instance_ttl_s * 1000)
+        self._mirrored: dict[str, _Mirrored] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._resync = False  # set after an outage: rewrite running answers' streams
+        self._wake = asyncio.Event()  # flush now: an answer started or ended
+        self.healthy = True
+
+    async def start(self, on_stop: Callable[[str], None]) -> None:
+        self._tasks = [
+            asyncio.create_task(self._mirror_forever(), name="chatstream-redis-mirror"),
+            asyncio.create_task(self._stops_forever(on_stop), name="chatstream-redis-stops"),
+            asyncio.create_task(self._alive_forever(), name="chatstream-redis-alive"),
+        ]
+
+    def track(self, session_id: str, answer_log: FrameLog) -> None:
+        """Mirror this answer's frames from now until it ends."""
+        self._mirrored[session_id] = _Mirrored(answer_log)
+        self._wake.set()
+
+    def flush_soon(self) -> None:
+        """Flush without waiting for the next tick (an answer just ended)."""
+        self._wake.set()
+
+    # -- mirroring -----------------------------------------------------------------------------
+
+    async def _mirror_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_s)
+            self._wake.clear()
+            if self._mirrored:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        pending = []
+        pipe = self._redis.pipeline(transaction=False)
+        resync, self._resync = self._resync, False
+        for session_id, mirrored in list(self._mirrored.items()):
+            answer_log = mirrored.log
+            key = answer_key(session_id)
+            if resync:
+                pipe.delete(key)
+                mirrored.published = 0
+            end = len(answer_log.frames)
+            closed = answer_log.closed
+            if end > mirrored.published:
+                fields = {
+                    "f": b"".join(answer_log.frames[mirrored.published : end]),
+                    "s": mirrored.published + 1,
+                }
+                if closed:
+                    fields["end"] = 1
+                pipe.xadd(key, fields, id=f"0-{end}", maxlen=self._max_entries, approximate=True)
+                pipe.expire(key, self._retention_s if closed else RUNNING_TTL_S)
+                pending.append((session_id, mirrored, end, closed))
+            elif closed:
+                del self._mirrored[session_id]
+        if not pending and not resync:
+            return
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            self._outage(exc)
+            return
+        errors = [r for r in results if isinstance(r, Exception) and not _already_there(r)]
+        if errors:
+            self._outage(errors[0])
+            return
+        self._reachable()
+        for session_id, mirrored, end, closed in pending:
+            mirrored.published = end
+            if closed:
+                self._mirrored.pop(session_id, None)
+
+    def _reachable(self) -> None:
+        if not self.healthy:
+            log.warning("Redis is reachable again; answers are shared across instances again")
+            self.healthy = True
+
+    def _outage(self, exc: BaseException) -> None:
+        if self.healthy:
+            log.warning(
+                "Redis unreachable (%s): answers go on, but other instances can't follow or stop "
+                "them until it is back",
+                exc,
+            )
+        self.healthy = False
+        self._resync = True
+
+    # -- following from another instance -------------------------------------------------------
+
+    async def follow(self, session_id: str, after: int) -> AsyncIterator[bytes] | None:
+        """Frames after `after` of an answer mirrored by any instance; None if there is none."""
+        key = answer_key(session_id)
+        if not await self._redis.exists(key):
+            return None
+        return self._follow(key, after)
+
+    async def _follow(self, key: str, after: int) -> AsyncIterator[bytes]:
+        seen = after  # the last frame number this reader has
+        block_ms = int(self._heartbeat_s * 1000)
+        if await self._ended_before(key, seen):
+            return
+        while True:
+            found = await self._redis.xread({key: f"0-{seen}"}, block=block_ms, count=100)
+            if not found:
+                if await self._ended_before(key, seen):
+                    return
+                yield self._ping
+                continue
+            for entry_id, fields in found[0][1]:
+                blob: bytes = fields[b"f"]
+                first = int(fields[b"s"])
+                if first <= seen:  # the entry began before where this reader is (or was rewritten)
+                    blob = b"".join(f + b"\n\n" for f in blob.split(b"\n\n")[seen - first + 1 : -1])
+                seen = int(entry_id.split(b"-")[1])
+                if blob:
+                    yield blob
+                if b"end" in fields:
+                    return
+
+    async def _ended_before(self, key: str, seen: int) -> bool:
+        """Whether the answer is over with nothing after frame `seen` (or its stream is gone)."""
+        last = await self._redis.xrevrange(key, count=1)
+        return not last or (b"end" in last[0][1] and int(last[0][0].split(b"-")[1]) <= seen)
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    async def request_stop(self, session_id: str, wait_s: float = 10.0) -> bool:
+        """Asks whichever instance runs the answer to stop it; True if one was running."""
+        key = answer_key(session_id)
+        last = await self._redis.xrevrange(key, count=1)
+        if not last or b"end" in last[0][1]:
+            return False
+        await self._redis.publish(STOP_CHANNEL, session_id)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            last = await self._redis.xrevrange(key, count=1)
+            if not last or b"end" in last[0][1]:
+                break
+        return True
+
+    async def _stops_forever(self, on_stop: Callable[[str], None]) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(STOP_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            on_stop(message["data"].decode())
+            except (RedisError, OSError) as exc:
+                self._outage(exc)
+                await asyncio.sleep(1.0)
+
+    # -- liveness ------------------------------------------------------------------------------
+
+    async def _alive_forever(self) -> None:
+        while True:
+            try:
+                await self._redis.set(instance_key(self._instance_id), 1, px=self._instance_ttl_ms)
+            except (RedisError, OSError) as exc:
+                self._outage(exc)
+            else:
+                self._reachable()
+            await asyncio.sleep(self._instance_ttl_ms / 3000)
+
+    async def live_instances(self, candidates: set[str]) -> set[str]:
+        """Which of these instance ids are alive (have refreshed their key lately)."""
+        ids = sorted(candidates)
+        if not ids:
+            return set()
+        found = await self._redis.mget([instance_key(i) for i in ids])
+        return {i for i, value in zip(ids, found, strict=True) if value is not None}
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._mirrored:
+            with contextlib.suppress(RedisError, OSError):
+                await self._flush()
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(instance_key(self._instance_id))
+        await self._redis.aclose()
+
+
+def _already_there(error: Exception) -> bool:
+    """An XADD retried after a half-applied pipeline: the entry is in the stream already."""
+    return isinstance(error, ResponseError) and "equal or smaller" in str(error)
