@@ -177,3 +177,19 @@ def test_server_stopped_mid_answer_keeps_what_was_written(
         assert answer_text(member.ask(session_id, "/echo still works")) == "still works"
     finally:
         own_server.stop()
+
+
+def test_disconnect_can_be_set_to_cancel_the_answer(tmp_path: Path, upstream: StandInUpstream) -> None:
+    proc = ServerProcess(tmp_path / "cancel", server_env(upstream, CHATSTREAM_ON_DISCONNECT="cancel")).start()
+    try:
+        member = register(proc)
+        closed_before = upstream.closed_by_client
+        live = start_slow_answer(member, tokens=200, ms=30)
+        next(live.frames)
+        live.close()
+        wait_for(lambda: member.history(live.session_id)[1]["status"] != "streaming")
+        answer = member.history(live.session_id)[1]
+        assert answer["status"] == "stopped" and answer["content"].startswith("w0 ")
+        assert upstream.wait_until(lambda u: u.closed_by_client > closed_before, timeout=1.0)
+    finally:
+        proc.stop()
