@@ -193,3 +193,25 @@ def test_disconnect_can_be_set_to_cancel_the_answer(tmp_path: Path, upstream: St
         assert upstream.wait_until(lambda u: u.closed_by_client > closed_before, timeout=1.0)
     finally:
         proc.stop()
+
+
+def metric(server: ServerProcess, line_start: str) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    found = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(line_start + " ")]
+    return float(found[0]) if found else 0.0
+
+
+def test_metrics_count_answers_by_status_and_chunks(user: Api) -> None:
+    complete = 'chatstream_answers_ended_total{status="complete"}'
+    errors = 'chatstream_answers_ended_total{status="error"}'
+    before = (
+        metric(user.server, complete),
+        metric(user.server, errors),
+        metric(user.server, "chatstream_answer_chunks_total"),
+    )
+    user.ask_new("/echo a b c")
+    user.ask_new("/fail 1")
+    wait_for(lambda: metric(user.server, errors) > before[1])
+    assert metric(user.server, complete) >= before[0] + 1
+    assert metric(user.server, "chatstream_answer_chunks_total") >= before[2] + 4
+    assert "# TYPE chatstream_answers_running gauge" in httpx.get(user.server.url + "/metrics").text

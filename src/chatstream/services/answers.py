@@ -103,6 +103,8 @@ class AnswerService:
         self._answers: dict[str, Answer] = {}  # by session id: the running or recently finished answer
         self._in_flight: dict[int, int] = {}  # by user id: answers running
         self._running = 0
+        self.ended_by_status: dict[str, int] = {}  # for /metrics
+        self.chunks_relayed = 0
         self._tickers: list[asyncio.Task[None]] = []
         self._turns = GroupCommit(self._write_turns)
         self._finishes = GroupCommit(self._write_finishes)
@@ -294,6 +296,9 @@ class AnswerService:
         if self._bus is not None:
             self._bus.flush_soon()  # other instances' readers get the end at once
         self._running -= 1
+        status = answer.run.status
+        self.ended_by_status[status] = self.ended_by_status.get(status, 0) + 1
+        self.chunks_relayed += len(answer.run.parts)
         left = self._in_flight[answer.user_id] - 1
         if left:
             self._in_flight[answer.user_id] = left

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from chatstream import __version__
 from chatstream.api.deps import ServicesDep
@@ -26,6 +26,33 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     if down:
         return failure(4001, 503, "not ready: " + ", ".join(down), checks=state)
     return ok(status="ready", checks=state)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(services: ServicesDep) -> PlainTextResponse:
+    """Prometheus text format: answers in flight and ended, chunks relayed, Redis reachability."""
+    answers = services.answers
+    lines = [
+        "# HELP chatstream_answers_running Answers being written on this instance.",
+        "# TYPE chatstream_answers_running gauge",
+        f"chatstream_answers_running {answers.running}",
+        "# HELP chatstream_answers_ended_total Answers ended on this instance, by final status.",
+        "# TYPE chatstream_answers_ended_total counter",
+        *(
+            f'chatstream_answers_ended_total{{status="{k}"}} {v}'
+            for k, v in sorted(answers.ended_by_status.items())
+        ),
+        "# HELP chatstream_answer_chunks_total Model chunks relayed by answers that ended.",
+        "# TYPE chatstream_answer_chunks_total counter",
+        f"chatstream_answer_chunks_total {answers.chunks_relayed}",
+    ]
+    if services.bus is not None:
+        lines += [
+            "# HELP chatstream_redis_up Whether Redis answered the last time it was used.",
+            "# TYPE chatstream_redis_up gauge",
+            f"chatstream_redis_up {int(services.bus.healthy)}",
+        ]
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 
 @router.get("/config")
