@@ -1,10 +1,11 @@
 """Answers shared across instances through Redis: frame logs, stop requests, live instances.
 
 - Frames: each answer's frames are mirrored into the Stream `chatstream:answer:{session}`.
-  Every `flush_s` one pipelined XADD per changed answer appends the frames since the last
-  one as a single entry: field `f` is the concatenated frames, `s` the first frame's
-  number, and the entry id `0-{last frame number}`, so `XREAD` after `0-{n}` resumes after
-  frame n. The last entry carries `end`; the stream then expires after the retention time.
+  Every `flush_s` (and at once when an answer starts or ends) one pipelined XADD per changed
+  answer appends the frames since the last one as a single entry: field `f` is the
+  concatenated frames, `s` the first frame's number, and the entry id `0-{last frame
+  number}`, so `XREAD` after `0-{n}` resumes after frame n. The last entry carries `end`;
+  the stream then expires after the retention time.
   The local memory log stays the source of truth: the owner's readers never touch Redis.
 - Stop: `PUBLISH chatstream:stop {session}`; the instance running that answer cancels it.
 - Liveness: each instance keeps `chatstream:instance:{id}` alive, so the others can tell an
@@ -62,7 +63,7 @@ class RedisAnswerBus:
         instance_id: str,
         retention_s: float,
         max_entries: int,
-        flush_s: float = 0.1,
+        flush_s: float = 0.25,
         heartbeat_s: float = 15.0,
         instance_ttl_s: float = 15.0,
         ping: bytes = b": ping\n\n",
@@ -128,7 +129,8 @@ class RedisAnswerBus:
                 if closed:
                     fields["end"] = 1
                 pipe.xadd(key, fields, id=f"0-{end}", maxlen=self._max_entries, approximate=True)
-                pipe.expire(key, self._retention_s if closed else RUNNING_TTL_S)
+                if closed or mirrored.published == 0:  # not every flush: commands cost CPU here
+                    pipe.expire(key, self._retention_s if closed else RUNNING_TTL_S)
                 pending.append((session_id, mirrored, end, closed))
             elif closed:
                 del self._mirrored[session_id]
