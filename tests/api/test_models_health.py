@@ -41,7 +41,9 @@ def test_the_api_key_is_sent_to_the_upstream(user: Api, upstream: StandInUpstrea
 @pytest.fixture(scope="module")
 def modelless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
-        tmp_path_factory.mktemp("modelless"), {"CHATSTREAM_EMAIL_VERIFICATION": "off"}
+        tmp_path_factory.mktemp("modelless"),
+        # Without this the server offers the bundled local model (tests/api/test_local_model.py).
+        {"CHATSTREAM_EMAIL_VERIFICATION": "off", "CHATSTREAM_DEFAULT_LOCAL_MODEL": "off"},
     ).start()
     yield proc
     proc.stop()

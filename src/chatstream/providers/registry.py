@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from chatstream.config import ModelConfig
 from chatstream.errors import ServerBusy, UnknownModel
 from chatstream.providers.base import ChatProvider
+from chatstream.providers.llamacpp import LlamaCppProvider
 from chatstream.providers.ollama import OllamaProvider
 from chatstream.providers.openai_compat import OpenAICompatProvider
 
@@ -22,6 +23,16 @@ class RegisteredModel:
 
 
 def build_provider(config: ModelConfig) -> ChatProvider:
+    if config.provider == "llamacpp":
+        assert config.path is not None  # ModelConfig checks it
+        return LlamaCppProvider(
+            name=config.id,
+            path=config.path,
+            threads=config.threads,
+            context_size=config.context_size,
+            max_tokens=config.max_tokens,
+            instances=config.instances,
+        )
     if config.provider == "openai":
         key = config.api_key.get_secret_value() if config.api_key else None
         return OpenAICompatProvider(

@@ -102,16 +102,21 @@ async def delete(session_id: str, user: CurrentUser, services: ServicesDep) -> J
 
 @router.get("/models")
 async def models(_user: CurrentUser, services: ServicesDep) -> JSONResponse:
-    """The models this server offers; `type` is what to send as modelType."""
+    """The models this server offers; `type` is what to send as modelType.
+
+    `local` says the model runs on this server, and `sizeBytes` how big its file is (null
+    for models behind an API, whose size the server does not know).
+    """
     registry = services.models
     return ok(
         models=[
             {
                 "type": m.config.id,
-                "label": m.config.label or m.config.model,
+                "label": m.config.label or m.config.model or m.config.id,
                 "description": m.config.description,
                 "provider": m.config.provider,
                 "local": m.provider.is_local,
+                "sizeBytes": getattr(m.provider, "size_bytes", None),
                 "available": True,
                 "isDefault": m.config.id == registry.default_id,
             }
