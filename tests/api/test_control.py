@@ -5,62 +5,21 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import Api, register, server_env
+from tests.support.live import LiveAnswer, follow, wait_for
 from tests.support.server import ServerProcess
-from tests.support.sse import Frame, answer_text, parse, parse_bytes
+from tests.support.sse import answer_text
 from tests.support.upstream import StandInUpstream
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-class LiveAnswer:
-    """An answer being streamed to this test, read frame by frame."""
-
-    def __init__(self, user: Api, question: str) -> None:
-        self.client = httpx.Client(base_url=user.server.api, headers=user.http.headers, timeout=30)
-        request = self.client.build_request(
-            "POST", "/AI/chat/send-stream-new-session", json={"question": question, "modelType": "1"}
-        )
-        self.response = self.client.send(request, stream=True)
-        assert self.response.status_code == 200
-        self.frames = parse(self.response.iter_lines())  # one iterator: dropping it would close the stream
-        self.session_id: str = next(self.frames).json()["sessionId"]
-
-    def rest(self) -> list[Frame]:
-        return list(self.frames)
-
-    def close(self) -> None:
-        self.response.close()
-        self.client.close()
 
 
 def start_slow_answer(user: Api, tokens: int = 30, ms: int = 50) -> LiveAnswer:
     """Starts an answer and reads only its first frame (the session id); the caller reads on."""
     return LiveAnswer(user, f"/slow {tokens} {ms}")
-
-
-def follow(
-    user: Api, session_id: str, *, after: int | None = None, last_event_id: int | None = None
-) -> tuple[httpx.Response, list[Frame]]:
-    params: dict[str, str | int] = {"sessionId": session_id}
-    if after is not None:
-        params["after"] = after
-    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-    with user.http.stream("GET", "/AI/chat/stream", params=params, headers=headers) as response:
-        body = response.read()
-    return response, (parse_bytes(body) if response.status_code == 200 else [])
 
 
 def test_resume_after_every_frame_joins_to_the_whole_answer(user: Api) -> None:

@@ -6,28 +6,22 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import Api, register, server_env
+from tests.support.live import LiveAnswer, follow, wait_for
 from tests.support.redis_server import RedisProcess
 from tests.support.server import ServerProcess
-from tests.support.sse import Frame, answer_text, parse, parse_bytes
+from tests.support.sse import answer_text
 from tests.support.upstream import StandInUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 SECRET = "a-shared-secret-for-both-instances-0123456789"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -65,31 +59,6 @@ def on(server: ServerProcess, api: Api) -> Api:
     return Api(server, api.token, api.username)
 
 
-class Live:
-    """An answer started on one instance, read frame by frame."""
-
-    def __init__(self, api: Api, question: str) -> None:
-        self.client = httpx.Client(base_url=api.server.api, headers=api.http.headers, timeout=30)
-        request = self.client.build_request(
-            "POST", "/AI/chat/send-stream-new-session", json={"question": question, "modelType": "1"}
-        )
-        self.response = self.client.send(request, stream=True)
-        assert self.response.status_code == 200, self.response.read()
-        self.frames = parse(self.response.iter_lines())
-        self.session_id: str = next(self.frames).json()["sessionId"]
-
-    def close(self) -> None:
-        self.response.close()
-        self.client.close()
-
-
-def follow(api: Api, session_id: str, last_event_id: int) -> tuple[httpx.Response, list[Frame]]:
-    headers = {"Last-Event-ID": str(last_event_id)}
-    with api.http.stream("GET", "/AI/chat/stream", params={"sessionId": session_id}, headers=headers) as r:
-        body = r.read()
-    return r, (parse_bytes(body) if r.status_code == 200 else [])
-
-
 def test_an_answer_on_one_instance_resumes_on_the_other_from_any_frame(
     pair: tuple[ServerProcess, ServerProcess],
 ) -> None:
@@ -99,7 +68,7 @@ def test_an_answer_on_one_instance_resumes_on_the_other_from_any_frame(
     session_id, frames = on_a.ask_new("/echo one two three four five six")
     full = answer_text(frames)
     for k in range(len(frames) + 1):
-        response, tail = follow(on_b, session_id, k)
+        response, tail = follow(on_b, session_id, last_event_id=k)
         assert response.status_code == 200, response.text
         assert [f.id for f in tail] == [f.id for f in frames[k:]]
         assert answer_text(frames[:k]) + answer_text(tail) == full
@@ -109,10 +78,12 @@ def test_an_answer_on_one_instance_resumes_on_the_other_from_any_frame(
 def test_readers_on_both_instances_see_identical_frames(pair: tuple[ServerProcess, ServerProcess]) -> None:
     a, b = pair
     on_a = register(a)
-    live = Live(on_a, "/slow 20 30")
+    live = LiveAnswer(on_a, "/slow 20 30")
     try:
-        response, remote = follow(on(b, on_a), live.session_id, 0)  # joins mid-answer, reads to the end
-        local = list(live.frames)
+        response, remote = follow(
+            on(b, on_a), live.session_id, last_event_id=0
+        )  # joins mid-answer, reads to the end
+        local = live.rest()
     finally:
         live.close()
     assert response.status_code == 200
@@ -126,7 +97,7 @@ def test_stop_from_the_other_instance(
     a, b = pair
     on_a = register(a)
     closed_before = upstream.closed_by_client
-    live = Live(on_a, "/slow 300 30")
+    live = LiveAnswer(on_a, "/slow 300 30")
     try:
         seen = [next(live.frames) for _ in range(3)]
         asked = time.monotonic()
@@ -134,7 +105,7 @@ def test_stop_from_the_other_instance(
         assert stopped.status_code == 200 and stopped.json()["stopped"] is True
         assert upstream.wait_until(lambda u: u.closed_by_client > closed_before, timeout=1.0)
         assert time.monotonic() - asked < 1.5
-        rest = list(live.frames)
+        rest = live.rest()
     finally:
         live.close()
     assert rest[-2].json() == {"type": "stopped"} and rest[-1].text == "[DONE]"
@@ -181,19 +152,21 @@ def test_redis_restarted_mid_answer(
     a, b = pair
     on_a = register(a)
     on_b = on(b, on_a)
-    live = Live(on_a, "/slow 60 50")
+    live = LiveAnswer(on_a, "/slow 60 50")
     try:
         next(live.frames)
         redis_server.stop()
-        response, _ = follow(on_b, live.session_id, 0)
+        response, _ = follow(on_b, live.session_id, last_event_id=0)
         assert response.status_code == 503
         assert response.json()["status_code"] == 4001 and "Redis" in response.json()["status_msg"]
         assert httpx.get(a.url + "/readyz").status_code == 503
         redis_server.start()  # empty: it keeps nothing on disk
         wait_for(lambda: httpx.get(a.url + "/readyz").status_code == 200)
-        wait_for(lambda: follow(on_b, live.session_id, 0)[0].status_code == 200)
-        response, remote = follow(on_b, live.session_id, 0)  # the whole answer, rewritten from a's memory
-        local = list(live.frames)
+        wait_for(lambda: follow(on_b, live.session_id, last_event_id=0)[0].status_code == 200)
+        response, remote = follow(
+            on_b, live.session_id, last_event_id=0
+        )  # the whole answer, rewritten from a's memory
+        local = live.rest()
     finally:
         live.close()
     assert answer_text(remote) == "".join(f"w{i} " for i in range(60))
@@ -203,13 +176,13 @@ def test_redis_restarted_mid_answer(
 
 def test_per_user_limit_is_429_and_frees_its_slot(server: ServerProcess, tmp_path: Path) -> None:
     user = register(server)
-    lives = [Live(user, "/slow 8 50") for _ in range(3)]  # the default limit is 3 per user
+    lives = [LiveAnswer(user, "/slow 8 50") for _ in range(3)]  # the default limit is 3 per user
     try:
         refused = user.post("/AI/chat/send-new-session", {"question": "/echo one more", "modelType": "1"})
         assert refused.status_code == 429 and refused.json()["status_code"] == 4029
         assert "in progress" in refused.json()["status_msg"]
         for live in lives:
-            assert list(live.frames)[-1].text == "[DONE]"
+            assert live.rest()[-1].text == "[DONE]"
     finally:
         for live in lives:
             live.close()

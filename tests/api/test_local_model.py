@@ -12,8 +12,9 @@ import pytest
 
 from chatstream.config import default_local_gguf
 from tests.conftest import Api, register
+from tests.support.live import LiveAnswer
 from tests.support.server import ServerProcess
-from tests.support.sse import answer_text, parse
+from tests.support.sse import answer_text
 from tests.support.tiny_gguf import write_tiny_gguf
 
 TINY_MAX_TOKENS = 3000
@@ -106,24 +107,12 @@ def test_a_gguf_from_the_models_file_streams_to_its_token_limit(tiny_server: Ser
     assert frames[-2].json()["completionTokens"] == TINY_MAX_TOKENS
     answer = member.history(session_id)[1]
     assert answer["status"] == "complete" and answer["content"] == text
-
-
-class LiveAnswer:
-    """A streamed answer read frame by frame on this thread."""
-
-    def __init__(self, member: Api, question: str) -> None:
-        self.client = httpx.Client(base_url=member.server.api, headers=member.http.headers, timeout=30)
-        request = self.client.build_request(
-            "POST", "/AI/chat/send-stream-new-session", json={"question": question, "modelType": "1"}
-        )
-        self.response = self.client.send(request, stream=True)
-        assert self.response.status_code == 200
-        self.frames = parse(self.response.iter_lines())
-        self.session_id: str = next(self.frames).json()["sessionId"]
-
-    def close(self) -> None:
-        self.response.close()
-        self.client.close()
+    metrics = httpx.get(tiny_server.url + "/metrics").text.splitlines()
+    tokens = next(
+        line for line in metrics if line.startswith('chatstream_local_model_tokens_total{model="tiny"}')
+    )
+    assert int(tokens.rsplit(" ", 1)[1]) >= TINY_MAX_TOKENS
+    assert 'chatstream_local_model_waiting{model="tiny"} 0' in metrics
 
 
 def test_stopping_a_local_answer(tiny_server: ServerProcess) -> None:

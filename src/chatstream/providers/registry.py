@@ -62,7 +62,7 @@ class ModelRegistry:
         if self.default_id is None:
             raise ServerBusy(
                 "no model is configured: set CHATSTREAM_OPENAI_BASE_URL and CHATSTREAM_OPENAI_MODEL "
-                "(or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL) and restart",
+                "(or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL, or CHATSTREAM_GGUF_PATH) and restart",
                 http_status=503,
             )
         model_id = self.default_id if model_type == DEFAULT_ALIAS else model_type

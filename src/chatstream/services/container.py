@@ -74,7 +74,8 @@ class Services:
         if serving and models.empty:
             log.warning(
                 "no model is configured: chat requests will be refused until CHATSTREAM_OPENAI_BASE_URL "
-                "and CHATSTREAM_OPENAI_MODEL (or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL) are set"
+                "and CHATSTREAM_OPENAI_MODEL (or CHATSTREAM_OLLAMA_URL and CHATSTREAM_OLLAMA_MODEL, or "
+                "CHATSTREAM_GGUF_PATH) are set"
             )
         instance_id = uuid.uuid4().hex
         bus = None

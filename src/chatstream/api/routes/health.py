@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -46,6 +48,19 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
         "# TYPE chatstream_answer_chunks_total counter",
         f"chatstream_answer_chunks_total {answers.chunks_relayed}",
     ]
+    local = [(m.config.id, stats()) for m in services.models.listing() if (stats := _stats_of(m.provider))]
+    if local:
+        lines += [
+            "# HELP chatstream_local_model_running Answers a local model is computing now.",
+            "# TYPE chatstream_local_model_running gauge",
+            *(f'chatstream_local_model_running{{model="{i}"}} {s["running"]}' for i, s in local),
+            "# HELP chatstream_local_model_waiting Answers waiting for a free copy of a local model.",
+            "# TYPE chatstream_local_model_waiting gauge",
+            *(f'chatstream_local_model_waiting{{model="{i}"}} {s["waiting"]}' for i, s in local),
+            "# HELP chatstream_local_model_tokens_total Tokens a local model has generated.",
+            "# TYPE chatstream_local_model_tokens_total counter",
+            *(f'chatstream_local_model_tokens_total{{model="{i}"}} {s["tokens"]}' for i, s in local),
+        ]
     if services.bus is not None:
         lines += [
             "# HELP chatstream_redis_up Whether Redis answered the last time it was used.",
@@ -53,6 +68,12 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
             f"chatstream_redis_up {int(services.bus.healthy)}",
         ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+def _stats_of(provider: object) -> Callable[[], dict[str, int | str | bool]] | None:
+    """A provider's queue statistics, for those that have a queue (local models)."""
+    stats = getattr(provider, "stats", None)
+    return stats if callable(stats) else None
 
 
 @router.get("/config")
