@@ -55,7 +55,7 @@ class AnswerBus(Protocol):
 
     def track(self, session_id: str, answer_log: AnswerLog) -> None: ...
 
-    def flush_soon(self) -> None: ...
+    def flush_soon(self, session_id: str) -> None: ...
 
     async def follow(self, session_id: str, after: int) -> AsyncIterator[bytes] | None: ...
 
@@ -294,7 +294,7 @@ class AnswerService:
 
     def _ended(self, answer: Answer) -> None:
         if self._bus is not None:
-            self._bus.flush_soon()  # other instances' readers get the end at once
+            self._bus.flush_soon(answer.session_id)  # other instances' readers get the end at once
         self._running -= 1
         status = answer.run.status
         self.ended_by_status[status] = self.ended_by_status.get(status, 0) + 1

@@ -80,7 +80,8 @@ class RedisAnswerBus:
         self._mirrored: dict[str, _Mirrored] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._resync = False  # set after an outage: rewrite running answers' streams
-        self._wake = asyncio.Event()  # flush now: an answer started or ended
+        self._wake = asyncio.Event()  # flush the urgent answers now
+        self._urgent: set[str] = set()  # answers that just started or ended
         self.healthy = True
 
     async def start(self, on_stop: Callable[[str], None]) -> None:
@@ -91,29 +92,41 @@ class RedisAnswerBus:
         ]
 
     def track(self, session_id: str, answer_log: FrameLog) -> None:
-        """Mirror this answer's frames from now until it ends."""
+        """Mirror this answer's frames from now until it ends (its start goes out at once)."""
         self._mirrored[session_id] = _Mirrored(answer_log)
-        self._wake.set()
+        self.flush_soon(session_id)
 
-    def flush_soon(self) -> None:
-        """Flush without waiting for the next tick (an answer just ended)."""
+    def flush_soon(self, session_id: str) -> None:
+        """Mirror this answer without waiting for the next tick (it started or ended)."""
+        self._urgent.add(session_id)
         self._wake.set()
 
     # -- mirroring -----------------------------------------------------------------------------
 
     async def _mirror_forever(self) -> None:
+        """Every answer each `flush_s`; in between, only those that started or ended."""
+        next_tick = time.monotonic() + self._flush_s
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_s)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
-            if self._mirrored:
-                await self._flush()
+            if time.monotonic() >= next_tick or self._resync:
+                next_tick = time.monotonic() + self._flush_s
+                chosen = list(self._mirrored)
+            else:
+                chosen = [s for s in self._urgent if s in self._mirrored]
+            self._urgent.clear()
+            if chosen:
+                await self._flush(chosen)
 
-    async def _flush(self) -> None:
+    async def _flush(self, session_ids: list[str] | None = None) -> None:
         pending = []
         pipe = self._redis.pipeline(transaction=False)
         resync, self._resync = self._resync, False
-        for session_id, mirrored in list(self._mirrored.items()):
+        if resync or session_ids is None:
+            session_ids = list(self._mirrored)
+        for session_id in session_ids:
+            mirrored = self._mirrored[session_id]
             answer_log = mirrored.log
             key = answer_key(session_id)
             if resync:
