@@ -19,6 +19,7 @@ import jwt
 import pytest
 
 from tests.conftest import server_env
+from tests.support.envelope import assert_error
 from tests.support.server import ServerProcess
 from tests.support.upstream import StandInUpstream
 
@@ -78,14 +79,6 @@ def new_user(server: ServerProcess, password: str = PASSWORD) -> tuple[str, str,
     response = register(server, email=email, password=password, username=name)
     assert response.status_code == 200, response.text
     return name, email, response.json()["token"]
-
-
-def assert_error(response: httpx.Response, http_status: int, code: int) -> str:
-    assert response.status_code == http_status, response.text
-    body = response.json()
-    assert body["status_code"] == code, body
-    assert isinstance(body["status_msg"], str) and body["status_msg"]
-    return str(body["status_msg"])
 
 
 def assert_token_works(server: ServerProcess, token: str) -> None:

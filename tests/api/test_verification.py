@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.conftest import server_env
+from tests.support.envelope import assert_error, assert_ok
 from tests.support.server import ServerProcess, free_port
 from tests.support.upstream import StandInUpstream
 
@@ -59,21 +60,6 @@ def register(server: ServerProcess, **body: Any) -> httpx.Response:
 
 def login(server: ServerProcess, username: str, password: str = PASSWORD) -> httpx.Response:
     return call(server, "POST", "/user/login", {"username": username, "password": password})
-
-
-def assert_error(response: httpx.Response, http_status: int, code: int) -> str:
-    assert response.status_code == http_status, response.text
-    body = response.json()
-    assert body["status_code"] == code, body
-    assert isinstance(body["status_msg"], str) and body["status_msg"]
-    return str(body["status_msg"])
-
-
-def assert_ok(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    assert body["status_code"] == 1000
-    return body
 
 
 def logged_code(server: ServerProcess, address: str, timeout: float = 5.0) -> str:
