@@ -149,7 +149,6 @@ class AnswerService:
         if len(question) > self._settings.max_question_chars:
             raise InvalidParams(f"question is longer than {self._settings.max_question_chars} characters")
         model = self._models.resolve(model_type)
-        self._check_limits(user_id)
         new = session_id is None
         sid = session_id or str(uuid.uuid4())
         history: list[Message] = []
@@ -158,10 +157,11 @@ class AnswerService:
                 if await chats.owned_session(db, sid, user_id) is None:
                     raise SessionNotFound()
                 history = list(await chats.recent_messages(db, sid, limit=HISTORY_ROWS))
-            # No await from this check to registering the new answer below, so two sends can't both pass.
             current = self._answers.get(sid)
             if current is not None and not current.task.done():
                 raise TooManyRequests("this session is still answering; wait for it or stop it")
+        # No await from these checks to registering the answer below, so concurrent sends can't both pass.
+        self._check_limits(user_id)
         turn = chats.NewTurn(
             session_id=sid,
             user_id=user_id,
