@@ -12,7 +12,14 @@ from chatstream.errors import AppError
 
 
 def serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import gc
+
     import uvicorn
+
+    # Every frame, future and task of a stream is a young object: with the default threshold
+    # (700) the collector runs many times a second under load, and its pauses show up as
+    # token-latency spikes. Rarer young collections measured p99 latency ~25% lower (bench).
+    gc.set_threshold(100_000, 50, 1000)
 
     from chatstream.main import create_app
 
