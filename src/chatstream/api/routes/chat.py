@@ -22,11 +22,12 @@ def _iso(at: datetime) -> str:
 async def sessions(
     user: CurrentUser,
     services: ServicesDep,
-    limit: int = Query(default=50, ge=1, le=500),
+    limit: int | None = Query(default=None, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=200),
 ) -> JSONResponse:
     """The user's sessions, most recently active first; pass `nextCursor` back as `cursor` for more."""
-    page, next_cursor = await services.chats.list(user.user_id, limit=limit, cursor=cursor)
+    page_size = limit or services.settings.sessions_page_size
+    page, next_cursor = await services.chats.list(user.user_id, limit=page_size, cursor=cursor)
     return ok(
         sessions=[
             {
