@@ -174,3 +174,27 @@ def test_metrics_count_answers_by_status_and_chunks(user: Api) -> None:
     assert metric(user.server, complete) >= before[0] + 1
     assert metric(user.server, "chatstream_answer_chunks_total") >= before[2] + 4
     assert "# TYPE chatstream_answers_running gauge" in httpx.get(user.server.url + "/metrics").text
+
+
+def test_per_user_limit_is_429_and_frees_its_slot(server: ServerProcess) -> None:
+    user = register(server)
+    lives = [LiveAnswer(user, "/slow 8 50") for _ in range(3)]  # the default limit is 3 per user
+    try:
+        refused = user.post("/AI/chat/send-new-session", {"question": "/echo one more", "modelType": "1"})
+        assert refused.status_code == 429 and refused.json()["status_code"] == 4029
+        assert "in progress" in refused.json()["status_msg"]
+        for live in lives:
+            assert live.rest()[-1].text == "[DONE]"
+    finally:
+        for live in lives:
+            live.close()
+    wait_for(
+        lambda: (
+            user.post("/AI/chat/send-new-session", {"question": "/echo again", "modelType": "1"}).status_code
+            == 200
+        )
+    )
+    other = register(server)  # other users were never limited by this one
+    assert (
+        other.post("/AI/chat/send-new-session", {"question": "/echo x", "modelType": "1"}).status_code == 200
+    )

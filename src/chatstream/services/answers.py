@@ -34,7 +34,7 @@ from chatstream.errors import (
 from chatstream.providers.base import ProviderError, Usage
 from chatstream.providers.registry import ModelRegistry
 from chatstream.services.batching import GroupCommit
-from chatstream.services.chats import title_from
+from chatstream.services.chats import require_owned, title_from
 from chatstream.services.context import build_context
 from chatstream.stores import chats
 from chatstream.stores.models import Message, utcnow
@@ -102,7 +102,6 @@ class AnswerService:
         self.instance_id = instance_id or uuid.uuid4().hex
         self._answers: dict[str, Answer] = {}  # by session id: the running or recently finished answer
         self._in_flight: dict[int, int] = {}  # by user id: answers running
-        self._running = 0
         self.ended_by_status: dict[str, int] = {}  # for /metrics
         self.chunks_relayed = 0
         self._tickers: list[asyncio.Task[None]] = []
@@ -154,8 +153,7 @@ class AnswerService:
         history: list[Message] = []
         if not new:
             async with self._sessions() as db:
-                if await chats.owned_session(db, sid, user_id) is None:
-                    raise SessionNotFound()
+                await require_owned(db, user_id, sid)
                 history = list(await chats.recent_messages(db, sid, limit=HISTORY_ROWS))
             current = self._answers.get(sid)
             if current is not None and not current.task.done():
@@ -188,7 +186,6 @@ class AnswerService:
         answer = Answer(sid, user_id, run, task)
         self._answers[sid] = answer
         self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
-        self._running += 1
         task.add_done_callback(lambda _t: self._ended(answer))
         if self._bus is not None:
             self._bus.track(sid, answer_log)
@@ -250,9 +247,8 @@ class AnswerService:
         await self._require_owned(user_id, session_id)
         answer = self._answers.get(session_id)
         if answer is not None:
-            if answer.task.done():
+            if not self.stop_local(session_id):
                 return False
-            answer.task.cancel()
             await asyncio.wait([answer.task], timeout=10)
             return True
         if self._bus is not None:
@@ -260,11 +256,13 @@ class AnswerService:
             return await self._bus.request_stop(session_id)
         return False
 
-    def stop_local(self, session_id: str) -> None:
-        """A stop request from another instance (Redis pub/sub): cancel if the answer runs here."""
+    def stop_local(self, session_id: str) -> bool:
+        """Cancels the answer if it runs here (also for stop requests from other instances)."""
         answer = self._answers.get(session_id)
-        if answer is not None and not answer.task.done():
-            answer.task.cancel()
+        if answer is None or answer.task.done():
+            return False
+        answer.task.cancel()
+        return True
 
     def _require_bus(self) -> None:
         if self._bus is not None and not self._bus.healthy:
@@ -280,22 +278,21 @@ class AnswerService:
                 f"you have {s.answers_per_user} answers in progress already; wait for one or stop it",
                 retryAfter=5,
             )
-        if self._running >= s.answers_max:
+        if self.running >= s.answers_max:
             raise ServerBusy(f"this server is writing {s.answers_max} answers already; try again shortly")
 
     @property
     def running(self) -> int:
-        return self._running
+        """Answers being written on this instance."""
+        return sum(self._in_flight.values())
 
     async def _require_owned(self, user_id: int, session_id: str) -> None:
         async with self._sessions() as db:
-            if await chats.owned_session(db, session_id, user_id) is None:
-                raise SessionNotFound()
+            await require_owned(db, user_id, session_id)
 
     def _ended(self, answer: Answer) -> None:
         if self._bus is not None:
             self._bus.flush_soon(answer.session_id)  # other instances' readers get the end at once
-        self._running -= 1
         status = answer.run.status
         self.ended_by_status[status] = self.ended_by_status.get(status, 0) + 1
         self.chunks_relayed += len(answer.run.parts)

@@ -38,6 +38,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return stamp, sid
 
 
+async def require_owned(db: AsyncSession, user_id: int, session_id: str) -> ChatSession:
+    """The user's session; 404 (2011) when it is missing or someone else's, alike."""
+    session = await chats.owned_session(db, session_id, user_id)
+    if session is None:
+        raise SessionNotFound()
+    return session
+
+
 class ChatService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -53,7 +61,7 @@ class ChatService:
 
     async def history(self, user_id: int, session_id: str) -> Sequence[Message]:
         async with self._sessions() as db:
-            await self._owned(db, user_id, session_id)
+            await require_owned(db, user_id, session_id)
             return await chats.messages(db, session_id)
 
     async def rename(self, user_id: int, session_id: str, name: str) -> str:
@@ -63,18 +71,11 @@ class ChatService:
         if len(title) > 200:
             raise InvalidParams("name must be at most 200 characters")
         async with self._sessions.begin() as db:
-            await self._owned(db, user_id, session_id)
+            await require_owned(db, user_id, session_id)
             await chats.rename_session(db, session_id, title)
         return title
 
     async def delete(self, user_id: int, session_id: str) -> None:
         async with self._sessions.begin() as db:
-            await self._owned(db, user_id, session_id)
+            await require_owned(db, user_id, session_id)
             await chats.delete_session(db, session_id)
-
-    @staticmethod
-    async def _owned(db: AsyncSession, user_id: int, session_id: str) -> ChatSession:
-        session = await chats.owned_session(db, session_id, user_id)
-        if session is None:
-            raise SessionNotFound()
-        return session

@@ -84,7 +84,7 @@ class RedisAnswerBus:
         self._urgent: set[str] = set()  # answers that just started or ended
         self.healthy = True
 
-    async def start(self, on_stop: Callable[[str], None]) -> None:
+    async def start(self, on_stop: Callable[[str], object]) -> None:
         self._tasks = [
             asyncio.create_task(self._mirror_forever(), name="chatstream-redis-mirror"),
             asyncio.create_task(self._stops_forever(on_stop), name="chatstream-redis-stops"),
@@ -233,7 +233,7 @@ class RedisAnswerBus:
                 break
         return True
 
-    async def _stops_forever(self, on_stop: Callable[[str], None]) -> None:
+    async def _stops_forever(self, on_stop: Callable[[str], object]) -> None:
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:

@@ -19,7 +19,7 @@ from chatstream.providers.base import ChatMessage, ChatProvider, ProviderError, 
 from chatstream.streaming import frames
 from chatstream.streaming.log import AnswerLog
 
-log = logging.getLogger("chatstream.answers")
+logger = logging.getLogger("chatstream.answers")
 
 
 class AnswerWriter(Protocol):
@@ -99,10 +99,9 @@ class AnswerRun:
             message_id = await asyncio.shield(self.row_id)
             await asyncio.shield(self.writer.finish(message_id, self.text, status, error=error, usage=usage))
         except Exception:
-            log.exception("saving an answer failed")
-            status, code = "error", ServerBusy.code
-            self.status = self.error = error = "the answer could not be saved"
-            self.status = "error"
+            logger.exception("saving an answer failed")
+            status, code, error = "error", ServerBusy.code, "the answer could not be saved"
+            self.status, self.error = status, error
         self._final_frames(status, code, error, usage, started)
 
     def _final_frames(
