@@ -171,3 +171,16 @@ def test_redis_restarted_mid_answer(
     assert answer_text(remote) == "".join(f"w{i} " for i in range(60))
     assert remote[-1].text == local[-1].text == "[DONE]"
     assert on_a.history(live.session_id)[1]["status"] == "complete"
+
+
+def test_a_second_answer_in_a_session_is_followed_not_the_first(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = pair
+    on_a = register(a)
+    session_id, _ = on_a.ask_new("/echo the first answer")
+    frames = on_a.ask(session_id, "/echo the second one")
+    response, remote = follow(on(b, on_a), session_id, last_event_id=0)
+    assert response.status_code == 200
+    assert [(f.id, f.text) for f in remote] == [(f.id, f.text) for f in frames]
+    assert answer_text(remote) == "the second one"

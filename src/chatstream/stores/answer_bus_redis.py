@@ -130,8 +130,11 @@ class RedisAnswerBus:
             answer_log = mirrored.log
             key = answer_key(session_id)
             if resync:
-                pipe.delete(key)
                 mirrored.published = 0
+            if mirrored.published == 0:
+                # A new answer (or a rewrite): the stream of an earlier answer in this session must
+                # go, or its higher entry ids would make these XADDs look done already.
+                pipe.delete(key)
             end = len(answer_log.frames)
             closed = answer_log.closed
             if end > mirrored.published:
