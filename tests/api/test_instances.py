@@ -184,3 +184,28 @@ def test_a_second_answer_in_a_session_is_followed_not_the_first(
     assert response.status_code == 200
     assert [(f.id, f.text) for f in remote] == [(f.id, f.text) for f in frames]
     assert answer_text(remote) == "the second one"
+
+
+def test_the_newest_answer_is_followed_and_stopped_whichever_instance_wrote_it(
+    pair: tuple[ServerProcess, ServerProcess],
+) -> None:
+    """A finished answer kept on one instance must not hide a newer one running on the other."""
+    a, b = pair
+    on_a = register(a)
+    on_b = on(b, on_a)
+    session_id, _ = on_a.ask_new("/echo first on a")
+    with on_b.http.stream(
+        "POST",
+        "/AI/chat/send-stream",
+        json={"question": "/slow 200 30", "modelType": "1", "sessionId": session_id},
+    ) as running:
+        assert running.status_code == 200
+        lines = running.iter_lines()
+        next(lines)  # the answer is under way on b
+        # a still holds the first, finished answer; the stop must reach b's running one.
+        wait_for(lambda: on_a.post("/AI/chat/stop", {"sessionId": session_id}).json()["stopped"], timeout=2)
+        rest = list(lines)
+    _, followed = follow(on_a, session_id, last_event_id=0)
+    assert answer_text(followed).startswith("w0 ") and followed[-2].json() == {"type": "stopped"}
+    assert any('"type":"stopped"' in line for line in rest)
+    assert on_b.history(session_id)[-1]["status"] == "stopped"

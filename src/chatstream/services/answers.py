@@ -218,12 +218,17 @@ class AnswerService:
                 answer.task.cancel()
 
     async def follow(self, user_id: int, session_id: str, after: int) -> AsyncIterator[bytes]:
-        """Frames after `after` of the session's running (or recently finished) answer, then live ones."""
+        """Frames after `after` of the session's running (or recently finished) answer, then live ones.
+
+        An answer running here is read from memory. Otherwise, with Redis, the session's stream
+        there holds its newest answer, whichever instance wrote it; a finished answer kept here
+        is the fallback.
+        """
         await self._require_owned(user_id, session_id)
         answer = self._answers.get(session_id)
-        if answer is not None:
+        if answer is not None and not answer.task.done():
             return relay(answer.log, after)
-        if self._bus is not None:
+        if self._bus is not None and (self._bus.healthy or answer is None):
             self._require_bus()
             # An answer that another instance started or ended a moment ago may not be mirrored yet.
             deadline = time.monotonic() + 1.0
@@ -233,6 +238,8 @@ class AnswerService:
                 await asyncio.sleep(0.05)
             if remote is not None:
                 return remote
+        if answer is not None:
+            return relay(answer.log, after)
         raise SessionNotFound("no answer is being written in this session")
 
     async def _recently_active(self, session_id: str) -> bool:
@@ -246,12 +253,10 @@ class AnswerService:
         """Stops the session's answer, on whichever instance; False when none was running."""
         await self._require_owned(user_id, session_id)
         answer = self._answers.get(session_id)
-        if answer is not None:
-            if not self.stop_local(session_id):
-                return False
+        if answer is not None and self.stop_local(session_id):
             await asyncio.wait([answer.task], timeout=10)
             return True
-        if self._bus is not None:
+        if self._bus is not None:  # it may run on another instance
             self._require_bus()
             return await self._bus.request_stop(session_id)
         return False
