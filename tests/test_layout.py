@@ -10,9 +10,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "chatstream"
 # Which top-level parts each part may import (config, errors and security are leaves anyone may use).
 ALLOWED = {
     "api": {"api", "services", "schemas", "streaming", "providers", "stores"},
-    "services": {"services", "streaming", "providers", "stores"},
+    "services": {"services", "streaming", "providers", "rag", "stores"},
     "streaming": {"streaming", "providers"},
     "providers": {"providers"},
+    "rag": {"rag"},
     "stores": {"stores"},
     "schemas": {"schemas"},
     "migrations": {"stores"},

@@ -1,14 +1,25 @@
 """Scripted stand-in for OpenAI-compatible and Ollama model servers, spoken over real HTTP.
 
 Runs an aiohttp server on 127.0.0.1 in a daemon thread, so sync and async tests can both use it.
+
+POST /v1/embeddings answers `hashed_embedding(text)` for each input (deterministic unit vectors,
+EMBEDDING_DIM long unless the body asks for "dimensions"), listed in reverse order so that clients
+must sort by "index". A command anywhere in an input (as a word of its own) changes the whole
+answer: "/status N" -> HTTP N with an OpenAI error body, "/fail" -> HTTP 500, "/stall S" -> answers
+after S seconds, "/garbage" -> HTTP 200 with a body that is not JSON, "/drop" -> the connection is
+closed without an answer.
+Those requests are recorded in `embedding_requests` (not `requests`, which counts chat calls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -17,6 +28,25 @@ from typing import Any
 from aiohttp import web
 
 DEFAULT_MODEL = "upstream-sim"
+EMBEDDING_DIM = 64
+
+# Commands may stand anywhere in an input (a document's chunk starts with its section path).
+_EMBEDDING_COMMAND = re.compile(r"(?<!\S)/(status|stall|fail|garbage|drop)(?: (\d+(?:\.\d+)?))?(?!\S)")
+# A word is a run of latin letters/digits, or one CJK character (CJK text has no spaces).
+_EMBEDDING_WORDS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+")
+
+
+def hashed_embedding(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
+    """A unit-length bag of words: each lowercased word adds 1 to bucket crc32(word) % dim.
+
+    Texts that share words come out close (cosine > 0), texts with none in common near 0: enough
+    for retrieval tests, and the same on every run and machine (crc32, unlike hash(), is not salted).
+    """
+    counts = [0.0] * dim
+    for word in _EMBEDDING_WORDS.findall(text.lower()) or [""]:
+        counts[zlib.crc32(word.encode()) % dim] += 1.0
+    norm = math.sqrt(sum(c * c for c in counts))
+    return [c / norm for c in counts]
 
 
 @dataclass
@@ -126,6 +156,7 @@ class StandInUpstream:
         self.tokens = tokens
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self.open_streams = 0
         self.closed_by_client = 0
         self._lock = threading.Lock()
@@ -203,6 +234,7 @@ class StandInUpstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai_chat)
         app.router.add_get("/v1/models", self._openai_models)
+        app.router.add_post("/v1/embeddings", self._openai_embeddings)
         app.router.add_post("/api/chat", self._ollama_chat)
         app.router.add_get("/api/tags", self._ollama_tags)
         # handler_cancellation makes a client disconnect interrupt a sleeping handler at once;
@@ -416,6 +448,55 @@ class StandInUpstream:
             lambda text: _ndjson(line(text, False)),
             b"",
             lambda: _ndjson(line("", True) | final_extra),
+        )
+
+    async def _openai_embeddings(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _openai_error(400, f"bad json: {exc}", "invalid_request_error")
+        inputs = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
+            return _openai_error(
+                400, "'input' must be a string or a non-empty list of strings", "invalid_request_error"
+            )
+        if any(text == "" for text in inputs):
+            return _openai_error(400, "input cannot be an empty string", "invalid_request_error")
+        dim = body.get("dimensions", EMBEDDING_DIM)
+        if not isinstance(dim, int) or dim < 1:
+            return _openai_error(400, "'dimensions' must be a positive integer", "invalid_request_error")
+        with self._lock:
+            self.embedding_requests.append(
+                {"path": request.path, "body": body, "authorization": request.headers.get("Authorization")}
+            )
+        for text in inputs:
+            for command, arg in _EMBEDDING_COMMAND.findall(text):
+                if command == "status" and arg:
+                    return _openai_error(int(arg), f"upstream answered {arg}", "server_error")
+                if command == "fail":
+                    return _openai_error(500, "upstream failed", "server_error")
+                if command == "stall" and arg:
+                    await asyncio.sleep(float(arg))
+                if command == "garbage":
+                    return web.Response(text="<html>not json</html>", content_type="application/json")
+                if command == "drop":
+                    if request.transport is not None:
+                        request.transport.close()
+                    return web.Response()
+        data = [
+            {"object": "embedding", "index": i, "embedding": hashed_embedding(text, dim)}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = sum(len(text) for text in inputs) // 4
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data[::-1],  # any order is allowed: clients must go by "index"
+                "model": body.get("model") or DEFAULT_MODEL,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
         )
 
     async def _openai_models(self, request: web.Request) -> web.Response:

