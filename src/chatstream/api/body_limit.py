@@ -7,18 +7,32 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`upload_paths` (paths ending so) get `upload_max_bytes` instead: files are bigger than JSON."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        upload_paths: tuple[str, ...] = (),
+        upload_max_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_paths = upload_paths
+        self.upload_max_bytes = upload_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        limit = self.max_bytes
+        if self.upload_paths and scope["path"].endswith(self.upload_paths):
+            limit = self.upload_max_bytes
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                await self._refuse(send)
+            if not length.isdigit() or int(length) > limit:
+                await self._refuse(send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -31,8 +45,8 @@ class BodyLimitMiddleware:
                 return  # the client left
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -49,12 +63,9 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = orjson.dumps(
-            {
-                "status_code": 2001,
-                "status_msg": f"request body is larger than the limit of {self.max_bytes} bytes",
-            }
+            {"status_code": 2001, "status_msg": f"request body is larger than the limit of {limit} bytes"}
         )
         await send(
             {

@@ -12,7 +12,8 @@ from chatstream.providers.ollama import OllamaProvider
 from chatstream.providers.openai_compat import OpenAICompatProvider
 
 DEFAULT_ALIAS = "1"
-# The seed's other numbers: documents (RAG) and tools, not served by these providers.
+# The seed's other numbers: "2" (documents) is the default model answering from the user's
+# documents (services/answers.py); "3" (tools) is not served yet.
 RESERVED_ALIASES = {"2": "chat over your documents", "3": "chat with tools"}
 
 

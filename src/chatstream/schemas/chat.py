@@ -26,6 +26,8 @@ class SendNewSessionBody(_Body):
     # The length limit is a setting, checked by the answer service.
     question: Text = Field(min_length=1)
     model_type: Text = Field(alias="modelType", min_length=1, max_length=64)
+    # Answer from the user's documents (also what modelType "2" means); sticks to the session.
+    documents: bool | None = None
 
 
 class SendBody(SendNewSessionBody):
@@ -36,5 +38,8 @@ class SessionBody(_Body):
     session_id: Text = Field(alias="sessionId", min_length=1, max_length=64)
 
 
-class RenameBody(_Body):
-    name: Text = Field(min_length=1, max_length=1000)
+class SessionUpdateBody(_Body):
+    """A rename (`name`), documents on or off (`documents`), or both; the route wants one at least."""
+
+    name: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_no_nul)] | None = None
+    documents: bool | None = None

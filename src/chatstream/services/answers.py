@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatstream.config import Settings
@@ -30,12 +31,14 @@ from chatstream.errors import (
     ServerBusy,
     SessionNotFound,
     TooManyRequests,
+    UnknownModel,
 )
 from chatstream.providers.base import ProviderError, Usage
 from chatstream.providers.registry import ModelRegistry
 from chatstream.services.batching import GroupCommit
 from chatstream.services.chats import require_owned, title_from
-from chatstream.services.context import build_context
+from chatstream.services.context import build_context, documents_prompt
+from chatstream.services.documents import DocumentService, Retrieved
 from chatstream.stores import chats
 from chatstream.stores.models import Message, utcnow
 from chatstream.streaming import frames
@@ -46,6 +49,7 @@ from chatstream.streaming.run import AnswerRun
 log = logging.getLogger("chatstream.answers")
 
 HISTORY_ROWS = 200  # the most messages ever read back for a context
+DOCUMENTS_ALIAS = "2"  # the seed's modelType for chat over the user's documents: the default model
 
 
 class AnswerBus(Protocol):
@@ -76,6 +80,20 @@ class Answer:
         return self.run.log
 
 
+def sources_frame(retrieved: Retrieved) -> dict[str, object]:
+    frame: dict[str, object] = {"type": "sources", "sources": [s.wire() for s in retrieved.sources]}
+    if retrieved.note:
+        frame["note"] = retrieved.note
+    return frame
+
+
+def sources_json(retrieved: Retrieved | None) -> str | None:
+    """What the answer's row keeps of its sources, for history."""
+    if retrieved is None:
+        return None
+    return orjson.dumps({"sources": [s.wire() for s in retrieved.sources], "note": retrieved.note}).decode()
+
+
 def refusal(exc: ProviderError, session_id: str) -> AppError:
     """The client-facing error for a model that refused before its first token."""
     if exc.status == 429:
@@ -94,8 +112,10 @@ class AnswerService:
         models: ModelRegistry,
         bus: AnswerBus | None = None,
         instance_id: str | None = None,
+        documents: DocumentService | None = None,
     ) -> None:
         self._settings = settings
+        self._documents = documents
         self._sessions = sessions
         self._models = models
         self._bus = bus
@@ -137,24 +157,39 @@ class AnswerService:
             log.warning("%d answers cut off by a stopped instance are marked interrupted", cut)
         return cut
 
-    async def start(self, *, user_id: int, question: str, model_type: str, session_id: str | None) -> Answer:
+    async def start(
+        self,
+        *,
+        user_id: int,
+        question: str,
+        model_type: str,
+        session_id: str | None,
+        documents: bool | None = None,
+    ) -> Answer:
         """Stores the question, starts the answer and waits until the model accepted it.
 
-        Raises before anything is stored for bad input; raises a ModelFailed-family error
-        (carrying the sessionId) when the model refuses before its first token.
+        With documents (modelType "2", `documents=True`, or a session that has them on) the
+        passages retrieved for the question go to the model and, first, to the client as a
+        `sources` frame. Raises before anything is stored for bad input; raises a
+        ModelFailed-family error (carrying the sessionId) when the model refuses before its
+        first token.
         """
         if not question.strip():
             raise InvalidParams("question must not be empty")
         if len(question) > self._settings.max_question_chars:
             raise InvalidParams(f"question is longer than {self._settings.max_question_chars} characters")
-        model = self._models.resolve(model_type)
+        use_documents = bool(documents) or model_type == DOCUMENTS_ALIAS
+        model = self._models.resolve("1" if model_type == DOCUMENTS_ALIAS else model_type)
         new = session_id is None
         sid = session_id or str(uuid.uuid4())
         history: list[Message] = []
         if not new:
             async with self._sessions() as db:
-                await require_owned(db, user_id, sid)
+                session = await require_owned(db, user_id, sid)
                 history = list(await chats.recent_messages(db, sid, limit=HISTORY_ROWS))
+            use_documents = use_documents or session.documents
+        retrieved = await self._retrieve(user_id, None if new else sid, question) if use_documents else None
+        if not new:
             current = self._answers.get(sid)
             if current is not None and not current.task.done():
                 raise TooManyRequests("this session is still answering; wait for it or stop it")
@@ -167,16 +202,21 @@ class AnswerService:
             model=model.config.id,
             owner=self.instance_id,
             title=title_from(question) if new else None,
+            documents=use_documents,
+            sources=sources_json(retrieved),
         )
         messages = build_context(
             system_prompt=self._settings.system_prompt,
             history_newest_first=history,
             question=question,
             budget_tokens=self._settings.context_budget_tokens,
+            documents=documents_prompt(retrieved.sources, retrieved.note) if retrieved else None,
         )
         answer_log = AnswerLog()
         if new:
             answer_log.append(frames.data(1, {"sessionId": sid}))
+        if retrieved is not None:
+            answer_log.append(frames.data(answer_log.next_seq, sources_frame(retrieved)))
         # The rows are written while the model is asked: the database is not on the way to the first token.
         row_id = asyncio.ensure_future(self._turns.submit(turn))
         run = AnswerRun(
@@ -195,6 +235,11 @@ class AnswerService:
             await asyncio.shield(task)  # the refusal is saved before the client hears of it
             raise refusal(exc, sid) from exc
         return answer
+
+    async def _retrieve(self, user_id: int, session_id: str | None, question: str) -> Retrieved:
+        if self._documents is None:
+            raise UnknownModel(f"modelType {DOCUMENTS_ALIAS!r} (chat over your documents) is not enabled")
+        return await self._documents.retrieve(user_id, session_id, question, k=self._settings.rag_top_k)
 
     async def complete(self, answer: Answer) -> str:
         """Waits for the whole answer (the non-stream routes); its text, or the error."""

@@ -59,21 +59,31 @@ class ChatService:
         page = found[:limit]
         return page, (encode_cursor(page[-1]) if len(found) > limit else None)
 
+    async def require(self, user_id: int, session_id: str) -> ChatSession:
+        async with self._sessions() as db:
+            return await require_owned(db, user_id, session_id)
+
     async def history(self, user_id: int, session_id: str) -> Sequence[Message]:
         async with self._sessions() as db:
             await require_owned(db, user_id, session_id)
             return await chats.messages(db, session_id)
 
-    async def rename(self, user_id: int, session_id: str, name: str) -> str:
-        title = " ".join(name.split())
-        if not title:
-            raise InvalidParams("name must not be empty")
-        if len(title) > 200:
-            raise InvalidParams("name must be at most 200 characters")
+    async def update(
+        self, user_id: int, session_id: str, *, name: str | None = None, documents: bool | None = None
+    ) -> ChatSession:
+        """Renames a session and/or switches its answers from the user's documents on or off."""
+        title = None
+        if name is not None:
+            title = " ".join(name.split())
+            if not title:
+                raise InvalidParams("name must not be empty")
+            if len(title) > 200:
+                raise InvalidParams("name must be at most 200 characters")
         async with self._sessions.begin() as db:
-            await require_owned(db, user_id, session_id)
-            await chats.rename_session(db, session_id, title)
-        return title
+            session = await require_owned(db, user_id, session_id)
+            await chats.update_session(db, session_id, title=title, documents=documents)
+            await db.refresh(session)
+        return session
 
     async def delete(self, user_id: int, session_id: str) -> None:
         async with self._sessions.begin() as db:

@@ -13,13 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatstream.config import Settings
 from chatstream.providers.registry import ModelRegistry
+from chatstream.rag.embeddings import Embedder, LocalMiniLM, OpenAIEmbeddings
 from chatstream.security import PasswordHasher, TokenCodec
 from chatstream.services.accounts import AccountService
 from chatstream.services.answers import AnswerService
 from chatstream.services.chats import ChatService
+from chatstream.services.documents import DocumentService
 from chatstream.services.mailer import ConsoleMailer, Mailer, SmtpMailer
 from chatstream.stores.answer_bus_redis import RedisAnswerBus
 from chatstream.stores.db import create_engine, migrate, session_factory
+from chatstream.stores.search_index import SearchIndex
 from chatstream.streaming import frames
 
 log = logging.getLogger("chatstream")
@@ -48,6 +51,15 @@ def make_mailer(settings: Settings) -> Mailer | None:
     return None
 
 
+def make_embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "openai":
+        key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
+        return OpenAIEmbeddings(
+            base_url=settings.embedding_base_url, api_key=key, model=settings.embedding_model
+        )
+    return LocalMiniLM(threads=settings.embedding_threads)
+
+
 @dataclass(slots=True)
 class Services:
     settings: Settings
@@ -58,6 +70,7 @@ class Services:
     accounts: AccountService
     chats: ChatService
     answers: AnswerService
+    documents: DocumentService
     bus: RedisAnswerBus | None
 
     @classmethod
@@ -89,13 +102,26 @@ class Services:
                 instance_ttl_s=settings.instance_ttl_s,
                 ping=frames.PING,
             )
+        documents = DocumentService(
+            settings=settings,
+            sessions=sessions,
+            embedder=make_embedder(settings),
+            index=SearchIndex.for_dialect(engine.dialect.name),
+            instance_id=instance_id,
+        )
         answers = AnswerService(
-            settings=settings, sessions=sessions, models=models, bus=bus, instance_id=instance_id
+            settings=settings,
+            sessions=sessions,
+            models=models,
+            bus=bus,
+            instance_id=instance_id,
+            documents=documents,
         )
         if bus is not None:
             await bus.start(on_stop=answers.stop_local)
         if serving:
             await answers.start_tickers()
+            await documents.start_workers(bus.live_instances if bus is not None else None)
         return cls(
             settings=settings,
             engine=engine,
@@ -111,6 +137,7 @@ class Services:
             ),
             chats=ChatService(sessions),
             answers=answers,
+            documents=documents,
             bus=bus,
         )
 
@@ -128,6 +155,7 @@ class Services:
 
     async def close(self) -> None:
         await self.answers.shutdown()
+        await self.documents.close()
         if self.bus is not None:
             await self.bus.close()
         await self.models.close()

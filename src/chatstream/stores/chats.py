@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Boolean, ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatstream.stores.models import ChatSession, Message, utcnow
@@ -53,13 +53,22 @@ class NewTurn:
     model: str
     owner: str
     title: str | None = None
+    documents: bool = False  # the session answers from the user's documents
+    sources: str | None = None  # the answer's sources, JSON
 
 
 async def add_turns(db: AsyncSession, turns: list[NewTurn]) -> list[int]:
     """Stores the turns (and the new sessions among them); returns each answer's message id."""
     now = utcnow()
     new_sessions = [
-        {"id": t.session_id, "user_id": t.user_id, "title": t.title, "created_at": now, "updated_at": now}
+        {
+            "id": t.session_id,
+            "user_id": t.user_id,
+            "title": t.title,
+            "documents": t.documents,
+            "created_at": now,
+            "updated_at": now,
+        }
         for t in turns
         if t.title is not None
     ]
@@ -79,12 +88,18 @@ async def add_turns(db: AsyncSession, turns: list[NewTurn]) -> list[int]:
     )
     ids = await db.scalars(
         insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
-        [{**row, "role": "assistant", "content": "", "status": "streaming"} for row in rows],
+        [
+            {**row, "role": "assistant", "content": "", "status": "streaming", "sources": t.sources}
+            for row, t in zip(rows, turns, strict=True)
+        ],
     )
-    continued = [{"sid": t.session_id} for t in turns if t.title is None]
+    continued = [{"sid": t.session_id, "docs": t.documents} for t in turns if t.title is None]
     if continued:
+        # A session that answered from documents once keeps doing so (it is switched off by PATCH).
         await db.execute(
-            update(SESSIONS).where(SESSIONS.c.id == bindparam("sid")).values(updated_at=now),
+            update(SESSIONS)
+            .where(SESSIONS.c.id == bindparam("sid"))
+            .values(updated_at=now, documents=or_(SESSIONS.c.documents, bindparam("docs", type_=Boolean))),
             continued,
         )
     return list(ids.all())
@@ -129,8 +144,16 @@ async def list_sessions(
     return found.all()
 
 
-async def rename_session(db: AsyncSession, session_id: str, title: str) -> None:
-    await db.execute(update(ChatSession).where(ChatSession.id == session_id).values(title=title))
+async def update_session(
+    db: AsyncSession, session_id: str, *, title: str | None = None, documents: bool | None = None
+) -> None:
+    values: dict[str, object] = {}
+    if title is not None:
+        values["title"] = title
+    if documents is not None:
+        values["documents"] = documents
+    if values:
+        await db.execute(update(ChatSession).where(ChatSession.id == session_id).values(**values))
 
 
 async def delete_session(db: AsyncSession, session_id: str) -> None:

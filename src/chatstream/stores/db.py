@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+import sqlean
+import sqlite_vec
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
@@ -13,8 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def use_extension_sqlite() -> None:
+    """Makes `sqlite3` mean sqlean.py (SQLite 3.50 with FTS5 and extension loading) for aiosqlite.
+
+    Python builds without loadable extensions are common (this machine's is one), and the
+    vector index needs sqlite-vec. aiosqlite and SQLAlchemy import `sqlite3` lazily, so the
+    swap must come before either driver is imported; it is refused once that happened.
+    """
+    current = sys.modules.get("sqlite3")
+    if current is sqlean:
+        return
+    if "aiosqlite" in sys.modules:
+        raise RuntimeError("aiosqlite was imported with the stdlib sqlite3 before chatstream could swap it")
+    sys.modules["sqlite3"] = sqlean
+    sys.modules["sqlite3.dbapi2"] = sqlean.dbapi2
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        use_extension_sqlite()
         # SQLite takes one writer at a time, and a connection that finds the file locked
         # sleeps in its busy handler; one shared connection queues writers in order instead.
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
@@ -24,6 +44,11 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # sqlite-vec's vec0 tables (stores/search_index.py); loaded on every connection.
+    path = sqlite_vec.loadable_path()
+    dbapi_connection.run_async(lambda c: c.enable_load_extension(True))
+    dbapi_connection.run_async(lambda c: c.load_extension(path))
+    dbapi_connection.run_async(lambda c: c.enable_load_extension(False))
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

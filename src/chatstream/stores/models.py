@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -55,6 +69,8 @@ class ChatSession(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
+    # Answers in this session retrieve from the user's documents (modelType "2", or switched on).
+    documents: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -78,6 +94,8 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     # The server instance writing an answer: tells an answer cut off by a dead instance from a live one.
     owner: Mapped[str | None] = mapped_column(String(32))
+    # A document answer's sources as JSON ({"sources": [...], "note": ...}), shown again in history.
+    sources: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -92,3 +110,61 @@ class VerificationCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Document(Base):
+    """An uploaded file and its ingestion job: the row is the job (status, progress, worker)."""
+
+    __tablename__ = "document"
+    __table_args__ = (
+        UniqueConstraint("user_id", "content_hash"),
+        Index("ix_document_user_recent", "user_id", "created_at"),
+        Index("ix_document_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    # Set when the document serves one session only.
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("chat_session.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8))  # md | txt | pdf | docx | html
+    size: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The uploaded bytes: any instance can (re)index them; loaded only when asked for.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | indexing | ready | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    embedding_model: Mapped[str] = mapped_column(String(128), default="")
+    worker: Mapped[str | None] = mapped_column(String(32))  # the instance indexing it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DocumentChunk(Base):
+    """One passage of a document. Its vector and full-text entries live in the search index."""
+
+    __tablename__ = "document_chunk"
+    __table_args__ = (Index("ix_document_chunk_document_ordinal", "document_id", "ordinal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("document.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Integer, index=True)  # copied from the document: search filters
+    session_id: Mapped[str | None] = mapped_column(String(36))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    section: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[str] = mapped_column(Text)  # words and CJK bigrams (rag.terms) for full-text search
+
+
+class IndexMeta(Base):
+    """Which embedding model (and dimension) built the vector index: one row, never mixed."""
+
+    __tablename__ = "index_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    embedding_model: Mapped[str] = mapped_column(String(128))
+    dim: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

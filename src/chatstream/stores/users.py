@@ -36,3 +36,8 @@ async def login_taken(db: AsyncSession, *, username: str | None = None, email: s
 async def exists(db: AsyncSession, *, user_id: int, username: str) -> bool:
     found = await db.scalar(select(User.id).where(User.id == user_id, User.username == username))
     return found is not None
+
+
+async def find_by_username(db: AsyncSession, username: str) -> User | None:
+    found = await db.scalars(select(User).where(User.username == username).limit(1))
+    return found.first()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from chatstream.api.deps import CurrentUser, ServicesDep
 from chatstream.api.envelope import ok
-from chatstream.schemas.chat import RenameBody, SendBody, SendNewSessionBody, SessionBody
+from chatstream.errors import InvalidParams
+from chatstream.schemas.chat import SendBody, SendNewSessionBody, SessionBody, SessionUpdateBody
 
 router = APIRouter(prefix="/AI/chat", tags=["chat"])
 
@@ -33,6 +35,7 @@ async def sessions(
             {
                 "sessionId": s.id,
                 "name": s.title,
+                "documents": s.documents,
                 "createdAt": _iso(s.created_at),
                 "updatedAt": _iso(s.updated_at),
             }
@@ -48,7 +51,11 @@ async def send_new_session(
 ) -> JSONResponse:
     """Ask in a new session and wait for the whole answer."""
     answer = await services.answers.start(
-        user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=None
+        user_id=user.user_id,
+        question=body.question,
+        model_type=body.model_type,
+        session_id=None,
+        documents=body.documents,
     )
     text = await services.answers.complete(answer)
     return ok(sessionId=answer.session_id, Information=text)
@@ -58,7 +65,11 @@ async def send_new_session(
 async def send(body: SendBody, user: CurrentUser, services: ServicesDep) -> JSONResponse:
     """Ask in an existing session and wait for the whole answer."""
     answer = await services.answers.start(
-        user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=body.session_id
+        user_id=user.user_id,
+        question=body.question,
+        model_type=body.model_type,
+        session_id=body.session_id,
+        documents=body.documents,
     )
     return ok(Information=await services.answers.complete(answer))
 
@@ -80,17 +91,33 @@ async def history(body: SessionBody, user: CurrentUser, services: ServicesDep) -
                 "promptTokens": m.prompt_tokens,
                 "completionTokens": m.completion_tokens,
                 "createdAt": _iso(m.created_at),
+                **_sources(m.sources),
             }
             for m in found
         ]
     )
 
 
+def _sources(stored: str | None) -> dict[str, object]:
+    """A document answer's `sources` (and `sourcesNote` when none matched) for its history item."""
+    if not stored:
+        return {}
+    kept = orjson.loads(stored)
+    fields: dict[str, object] = {"sources": kept.get("sources", [])}
+    if kept.get("note"):
+        fields["sourcesNote"] = kept["note"]
+    return fields
+
+
 @router.patch("/sessions/{session_id}")
-async def rename(session_id: str, body: RenameBody, user: CurrentUser, services: ServicesDep) -> JSONResponse:
-    """Rename a session."""
-    name = await services.chats.rename(user.user_id, session_id, body.name)
-    return ok(sessionId=session_id, name=name)
+async def update(
+    session_id: str, body: SessionUpdateBody, user: CurrentUser, services: ServicesDep
+) -> JSONResponse:
+    """Rename a session (`name`), or switch answering from your documents on or off (`documents`)."""
+    if body.name is None and body.documents is None:
+        raise InvalidParams("invalid parameters: field 'name' is required (or 'documents')")
+    session = await services.chats.update(user.user_id, session_id, name=body.name, documents=body.documents)
+    return ok(sessionId=session_id, name=session.title, documents=session.documents)
 
 
 @router.delete("/sessions/{session_id}")

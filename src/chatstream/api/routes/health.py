@@ -61,6 +61,12 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
             "# TYPE chatstream_local_model_tokens_total counter",
             *(f'chatstream_local_model_tokens_total{{model="{i}"}} {s["tokens"]}' for i, s in local),
         ]
+    docs = services.documents
+    lines += [
+        "# HELP chatstream_document_chunks_indexed_total Passages this instance has indexed.",
+        "# TYPE chatstream_document_chunks_indexed_total counter",
+        f"chatstream_document_chunks_indexed_total {docs.indexed_chunks}",
+    ]
     if services.bus is not None:
         lines += [
             "# HELP chatstream_redis_up Whether Redis answered the last time it was used.",
@@ -79,4 +85,11 @@ def _stats_of(provider: object) -> Callable[[], dict[str, int | str | bool]] | N
 @router.get("/config")
 async def config(services: ServicesDep) -> JSONResponse:
     """What a client needs before login: whether registration asks for an e-mail code."""
-    return ok(version=__version__, emailVerification=services.settings.email_verification)
+    settings = services.settings
+    return ok(
+        version=__version__,
+        emailVerification=settings.email_verification,
+        documentMaxBytes=settings.document_max_bytes,
+        documentTypes=[".md", ".txt", ".pdf", ".docx", ".html"],
+        documents=services.documents.unavailable is None,
+    )

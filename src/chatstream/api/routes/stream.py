@@ -34,7 +34,11 @@ async def send_stream_new_session(
 ) -> StreamingResponse:
     """Ask in a new session; the answer streams as SSE, `{"sessionId"}` first."""
     answer = await services.answers.start(
-        user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=None
+        user_id=user.user_id,
+        question=body.question,
+        model_type=body.model_type,
+        session_id=None,
+        documents=body.documents,
     )
     return _stream(services.answers.first_reader(answer))
 
@@ -43,7 +47,11 @@ async def send_stream_new_session(
 async def send_stream(body: SendBody, user: CurrentUser, services: ServicesDep) -> StreamingResponse:
     """Ask in an existing session; the answer streams as SSE."""
     answer = await services.answers.start(
-        user_id=user.user_id, question=body.question, model_type=body.model_type, session_id=body.session_id
+        user_id=user.user_id,
+        question=body.question,
+        model_type=body.model_type,
+        session_id=body.session_id,
+        documents=body.documents,
     )
     return _stream(services.answers.first_reader(answer))
 
