@@ -10,6 +10,7 @@ import { configureHttp } from './api/http'
 import { createAppI18n } from './locales'
 import { useAuthStore } from './stores/auth'
 import { useChatsStore } from './stores/chats'
+import { useDocumentsStore } from './stores/documents'
 import { useSettingsStore } from './stores/settings'
 
 const app = createApp(App)
@@ -26,6 +27,7 @@ configureHttp({
     // Expired or revoked: back to the login page, which says why, then back here.
     auth.expire()
     useChatsStore().reset()
+    useDocumentsStore().reset()
     const current = router.currentRoute.value
     if (current.name !== 'login') {
       void router.replace({ name: 'login', query: current.fullPath === '/' ? {} : { redirect: current.fullPath } })

@@ -16,28 +16,45 @@ export async function renameSession(sessionId: string, name: string): Promise<st
   return answer.name
 }
 
+/** Turns "use my documents" on or off for the session's answers. */
+export async function setSessionDocuments(sessionId: string, documents: boolean): Promise<boolean> {
+  const answer = await request<{ documents?: boolean }>(
+    'PATCH',
+    `${CHAT}/sessions/${encodeURIComponent(sessionId)}`,
+    { documents },
+  )
+  return typeof answer.documents === 'boolean' ? answer.documents : documents
+}
+
 export async function deleteSession(sessionId: string): Promise<void> {
   await request('DELETE', `${CHAT}/sessions/${encodeURIComponent(sessionId)}`)
 }
 
-export async function getHistory(sessionId: string): Promise<HistoryMessage[]> {
-  return (await request<{ history: HistoryMessage[] }>('POST', `${CHAT}/history`, { sessionId })).history
+/** The session's messages; `documents` when the server says whether the session uses them. */
+export function getHistory(sessionId: string): Promise<{ history: HistoryMessage[]; documents?: boolean }> {
+  return request<{ history: HistoryMessage[]; documents?: boolean }>('POST', `${CHAT}/history`, { sessionId })
 }
 
 export async function stopAnswer(sessionId: string): Promise<boolean> {
   return (await request<{ stopped: boolean }>('POST', `${CHAT}/stop`, { sessionId })).stopped
 }
 
-/** Asks a question; the answer streams as SSE (a new session first sends `{sessionId}`). */
+/**
+ * Asks a question; the answer streams as SSE (a new session first sends `{sessionId}`).
+ * `documents`: answer from the user's documents (a `sources` frame comes before the text).
+ */
 export function streamQuestion(
   question: string,
   modelType: string,
   sessionId: string | null,
   signal: AbortSignal,
+  documents = false,
 ): ReturnType<typeof openStream> {
+  const body: Record<string, unknown> = { question, modelType }
+  if (documents) body.documents = true
   return sessionId === null
-    ? openStream('POST', `${CHAT}/send-stream-new-session`, { question, modelType }, { signal })
-    : openStream('POST', `${CHAT}/send-stream`, { question, modelType, sessionId }, { signal })
+    ? openStream('POST', `${CHAT}/send-stream-new-session`, body, { signal })
+    : openStream('POST', `${CHAT}/send-stream`, { ...body, sessionId }, { signal })
 }
 
 /** Re-attaches to the session's answer: the frames after `after`, then live ones. */

@@ -53,12 +53,14 @@ async function send(method: string, path: string, body: unknown, options: Reques
   const headers: Record<string, string> = { ...options.headers }
   const token = options.anonymous ? null : hooks.getToken()
   if (token) headers.Authorization = `Bearer ${token}`
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  // A FormData body (an upload) sets its own multipart Content-Type, with the boundary.
+  const form = typeof FormData !== 'undefined' && body instanceof FormData
+  if (body !== undefined && !form) headers['Content-Type'] = 'application/json'
   try {
     return await fetch(API_BASE + path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : form ? body : JSON.stringify(body),
       signal: options.signal,
       cache: 'no-store',
     })
@@ -87,7 +89,7 @@ async function failure(response: Response, options: RequestOptions): Promise<Api
   return error
 }
 
-/** A JSON request; resolves to the envelope's fields on status_code 1000, else throws ApiError. */
+/** A JSON request (or a multipart one when body is a FormData); resolves to the envelope's fields on status_code 1000, else throws ApiError. */
 export async function request<T>(
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
   path: string,

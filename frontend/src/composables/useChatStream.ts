@@ -23,6 +23,8 @@ export interface SendOptions {
   onSession?: (sessionId: string, draftKey: string) => void
   /** Called at once with the key the messages are kept under (a draft key for a new session). */
   onStart?: (sessionKey: string) => void
+  /** Answer from the user's documents (sent as `documents: true`; a new session keeps it on). */
+  documents?: boolean
 }
 
 const MAX_REATTACH = 5
@@ -60,7 +62,7 @@ export function useChatStream() {
     target: Target,
     controller: AbortController,
     open: Opener,
-    options: { replace?: boolean; question?: string; onSession?: SendOptions['onSession'] } = {},
+    options: { replace?: boolean; question?: string; onSession?: SendOptions['onSession']; documents?: boolean } = {},
   ): Promise<void> {
     const { signal } = controller
     const isNew = target.sessionId === null
@@ -78,7 +80,7 @@ export function useChatStream() {
     const bind = (sessionId: string): void => {
       if (target.sessionId !== null) return
       const draftKey = target.sessionKey
-      chats.bindSession(draftKey, sessionId, options.question ?? '')
+      chats.bindSession(draftKey, sessionId, options.question ?? '', options.documents ?? false)
       target.sessionId = sessionId
       target.sessionKey = sessionId
       options.onSession?.(sessionId, draftKey)
@@ -127,6 +129,9 @@ export function useChatStream() {
               case 'delta':
                 chats.appendDelta(target.sessionKey, target.messageKey, frame.content, replace)
                 replace = false
+                break
+              case 'sources':
+                patch({ sources: frame.sources, sourcesNote: frame.note })
                 break
               case 'usage':
                 patch({ completionTokens: frame.completionTokens })
@@ -183,9 +188,10 @@ export function useChatStream() {
     chats.setRunning({ sessionKey, messageKey, controller, lastEventId: 0, stopRequested: false })
     if (sessionId !== null) chats.touchSession(sessionId)
     options.onStart?.(sessionKey)
+    const documents = options.documents ?? false
     await drive({ sessionKey, messageKey, sessionId }, controller, (signal) =>
-      streamQuestion(question, model, sessionId, signal),
-    { question, onSession: options.onSession })
+      streamQuestion(question, model, sessionId, signal, documents),
+    { question, onSession: options.onSession, documents })
   }
 
   /** Asks the last question again in the same session (the old answer stays as a version). */

@@ -14,6 +14,7 @@ import type { Token } from 'markdown-it'
 import DOMPurify from 'dompurify'
 import hljs from 'highlight.js/lib/common'
 
+import { citePlugin } from './cite'
 import { mathPlugin, type MathRender } from './math'
 
 export interface RenderedBlock {
@@ -89,6 +90,8 @@ export function createRenderer(): MarkdownRenderer {
     const source = escape(tex)
     return displayMode ? `<pre class="math-pending"><code>${source}</code></pre>` : `<code class="math-pending">${source}</code>`
   })
+
+  citePlugin(md)
 
   md.renderer.rules.fence = (tokens, idx) => {
     const token = tokens[idx]

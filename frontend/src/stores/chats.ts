@@ -7,7 +7,7 @@ import { computed, markRaw, ref } from 'vue'
 import * as chatApi from '@/api/chat'
 import { listModels } from '@/api/models'
 import { ApiError } from '@/api/http'
-import type { HistoryMessage, MessageStatus, ModelInfo, SessionSummary } from '@/api/types'
+import type { HistoryMessage, MessageStatus, ModelInfo, SessionSummary, Source } from '@/api/types'
 
 /** `pending`: asked, no token yet. The rest are the server's statuses. */
 export type UiStatus = MessageStatus | 'pending'
@@ -23,6 +23,10 @@ export interface ChatMessage {
   errorCode: number | null
   createdAt: string
   completionTokens: number | null
+  /** A document answer: the passages it could cite as [n] (null: not a document answer). */
+  sources: Source[] | null
+  /** A document answer for which no passage matched: why there are no sources. */
+  sourcesNote: string | null
 }
 
 /** An answer this tab is reading. */
@@ -63,6 +67,8 @@ function fromHistory(m: HistoryMessage): ChatMessage {
     errorCode: null,
     createdAt: m.createdAt,
     completionTokens: m.completionTokens ?? null,
+    sources: Array.isArray(m.sources) ? m.sources : m.sourcesNote ? [] : null,
+    sourcesNote: m.sourcesNote ?? null,
   }
 }
 
@@ -77,6 +83,9 @@ export const useChatsStore = defineStore('chats', () => {
   const conversations = ref<Record<string, ChatMessage[]>>({})
   const history = ref<Record<string, HistoryState>>({})
   const running = ref<Record<string, RunningAnswer>>({})
+
+  /** "Use my documents" of sessions the loaded list does not show (opened by address, just set). */
+  const documentFlags = ref<Record<string, boolean>>({})
 
   const models = ref<ModelInfo[]>([])
   const modelsLoaded = ref(false)
@@ -101,6 +110,11 @@ export const useChatsStore = defineStore('chats', () => {
     }
   }
 
+  /** The server listed these sessions: its `documents` is the truth from now on. */
+  function forgetFlags(listed: readonly SessionSummary[]): void {
+    for (const s of listed) if (typeof s.documents === 'boolean') delete documentFlags.value[s.sessionId]
+  }
+
   async function loadSessions(): Promise<void> {
     sessionsLoading.value = true
     sessionsError.value = null
@@ -110,6 +124,7 @@ export const useChatsStore = defineStore('chats', () => {
       const seen = new Set(page.sessions.map((s) => s.sessionId))
       const localOnly = sessions.value.filter((s) => !seen.has(s.sessionId) && running.value[s.sessionId])
       sessions.value = [...localOnly, ...page.sessions]
+      forgetFlags(page.sessions)
       nextCursor.value = page.nextCursor
       sessionsLoaded.value = true
     } catch (err) {
@@ -126,6 +141,7 @@ export const useChatsStore = defineStore('chats', () => {
     try {
       const page = await chatApi.listSessions(PAGE_SIZE, nextCursor.value)
       for (const s of page.sessions) upsertSession(s)
+      forgetFlags(page.sessions)
       nextCursor.value = page.nextCursor
     } finally {
       sessionsLoading.value = false
@@ -138,6 +154,7 @@ export const useChatsStore = defineStore('chats', () => {
     const fresh = new Set(page.sessions.map((s) => s.sessionId))
     const rest = sessions.value.filter((s) => !fresh.has(s.sessionId))
     sessions.value = [...page.sessions, ...rest]
+    forgetFlags(page.sessions)
     if (!sessionsLoaded.value) nextCursor.value = page.nextCursor
     sessionsLoaded.value = true
   }
@@ -152,6 +169,29 @@ export const useChatsStore = defineStore('chats', () => {
     if (found) found.name = saved
   }
 
+  /** Whether the session's answers use the user's documents. */
+  function documentsOf(sessionId: string): boolean {
+    return documentFlags.value[sessionId] ?? sessions.value.find((s) => s.sessionId === sessionId)?.documents ?? false
+  }
+
+  function noteDocuments(sessionId: string, on: boolean): void {
+    documentFlags.value[sessionId] = on
+    const found = sessions.value.find((s) => s.sessionId === sessionId)
+    if (found) found.documents = on
+  }
+
+  /** Turns "use my documents" on or off for a session (shown at once, undone if the server refuses). */
+  async function setDocuments(sessionId: string, on: boolean): Promise<void> {
+    const before = documentsOf(sessionId)
+    noteDocuments(sessionId, on)
+    try {
+      noteDocuments(sessionId, await chatApi.setSessionDocuments(sessionId, on))
+    } catch (err) {
+      noteDocuments(sessionId, before)
+      throw err
+    }
+  }
+
   async function deleteSession(sessionId: string): Promise<void> {
     await chatApi.deleteSession(sessionId)
     running.value[sessionId]?.controller.abort()
@@ -163,6 +203,7 @@ export const useChatsStore = defineStore('chats', () => {
     delete conversations.value[sessionId]
     delete history.value[sessionId]
     delete running.value[sessionId]
+    delete documentFlags.value[sessionId]
   }
 
   function touchSession(sessionId: string): void {
@@ -183,7 +224,8 @@ export const useChatsStore = defineStore('chats', () => {
     history.value[sessionId] = 'loading'
     try {
       const found = await chatApi.getHistory(sessionId)
-      if (!running.value[sessionId]) conversations.value[sessionId] = found.map(fromHistory)
+      if (!running.value[sessionId]) conversations.value[sessionId] = found.history.map(fromHistory)
+      if (typeof found.documents === 'boolean') noteDocuments(sessionId, found.documents)
       history.value[sessionId] = 'loaded'
     } catch (err) {
       if (!(err instanceof ApiError && err.httpStatus === 404)) {
@@ -215,6 +257,8 @@ export const useChatsStore = defineStore('chats', () => {
       errorCode: null,
       createdAt: now,
       completionTokens: null,
+      sources: null,
+      sourcesNote: null,
     })
     const answerKey = localKey('a')
     list.push({
@@ -228,6 +272,8 @@ export const useChatsStore = defineStore('chats', () => {
       errorCode: null,
       createdAt: now,
       completionTokens: null,
+      sources: null,
+      sourcesNote: null,
     })
     return answerKey
   }
@@ -243,7 +289,7 @@ export const useChatsStore = defineStore('chats', () => {
   }
 
   /** The server named the new session: the draft's messages move under its id. */
-  function bindSession(draftKey: string, sessionId: string, question: string): void {
+  function bindSession(draftKey: string, sessionId: string, question: string, documents = false): void {
     const list = conversations.value[draftKey]
     if (list) {
       conversations.value[sessionId] = list
@@ -257,7 +303,7 @@ export const useChatsStore = defineStore('chats', () => {
     }
     history.value[sessionId] = 'loaded'
     const now = new Date().toISOString()
-    upsertSession({ sessionId, name: titleFrom(question), createdAt: now, updatedAt: now }, true)
+    upsertSession({ sessionId, name: titleFrom(question), createdAt: now, updatedAt: now, documents }, true)
   }
 
   function appendDelta(sessionKey: string, messageKey: string, text: string, replace = false): void {
@@ -310,6 +356,7 @@ export const useChatsStore = defineStore('chats', () => {
     conversations.value = {}
     history.value = {}
     running.value = {}
+    documentFlags.value = {}
     models.value = []
     modelsLoaded.value = false
   }
@@ -332,6 +379,8 @@ export const useChatsStore = defineStore('chats', () => {
     sessionName,
     renameSession,
     deleteSession,
+    documentsOf,
+    setDocuments,
     forgetSession,
     touchSession,
     messagesOf,

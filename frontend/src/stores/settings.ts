@@ -6,7 +6,12 @@ import { browserLocale, type Locale } from '@/locales'
 
 export type Theme = 'light' | 'dark' | 'system'
 
-const KEYS = { locale: 'chatstream.locale', theme: 'chatstream.theme', model: 'chatstream.model' }
+const KEYS = {
+  locale: 'chatstream.locale',
+  theme: 'chatstream.theme',
+  model: 'chatstream.model',
+  documents: 'chatstream.documents',
+}
 
 function storedLocale(): Locale | null {
   const value = load(KEYS.locale)
@@ -28,6 +33,8 @@ export const useSettingsStore = defineStore('settings', () => {
   const theme = ref<Theme>(storedTheme())
   /** The model picked last (a `type` from /AI/chat/models), remembered. */
   const model = ref<string | null>(load(KEYS.model))
+  /** "Use my documents" for new chats, remembered. */
+  const documents = ref<boolean>(load(KEYS.documents) === '1')
 
   const media = systemDark()
   const prefersDark = ref(media?.matches ?? false)
@@ -47,6 +54,7 @@ export const useSettingsStore = defineStore('settings', () => {
   }
 
   watch(model, (value) => save(KEYS.model, value))
+  watch(documents, (value) => save(KEYS.documents, value ? '1' : null))
 
-  return { locale, theme, model, dark, setLocale, setTheme }
+  return { locale, theme, model, documents, dark, setLocale, setTheme }
 })

@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
+import { watch } from 'vue'
 
 import { useChatStream } from '../useChatStream'
 import { useChatsStore } from '@/stores/chats'
@@ -206,5 +207,87 @@ describe('useChatStream', () => {
       { question: 'the question', modelType: '1', sessionId: 's8' },
     ])
     expect(chats.messagesOf('s8').filter((m) => m.role === 'assistant')).toHaveLength(2)
+  })
+
+  it('keeps a document answer\'s sources frame on the answer, before its text', async () => {
+    const source = {
+      n: 1,
+      documentId: 'd1',
+      title: 'guide.md',
+      section: 'Setup > Install',
+      chunk: 'c1',
+      snippet: 'Run make setup.',
+      text: 'Run make setup. Then make run.',
+      score: 0.812,
+    }
+    let textWhenSources: string | undefined
+    route(/send-stream-new-session/, () =>
+      sse([
+        'id: 1\ndata: {"sessionId":"s9"}\n\n',
+        `id: 2\ndata: ${JSON.stringify({ type: 'sources', sources: [source, { title: 'no number' }] })}\n\n`,
+        delta(3, 'Run make setup [1].'),
+        done(4),
+      ]),
+    )
+    const chats = useChatsStore()
+    const stream = useChatStream()
+    const stop = watch(
+      () => chats.messagesOf('s9')[1]?.sources,
+      (sources) => {
+        if (sources) textWhenSources = chats.messagesOf('s9')[1]?.content
+      },
+      { flush: 'sync' },
+    )
+    await stream.send('how to install?', '1', null, { documents: true })
+    stop()
+    expect(textWhenSources).toBe('') // the passages are known before the first word
+    const answer = chats.messagesOf('s9')[1]
+    expect(answer?.sources).toEqual([source]) // the malformed one (no n) is dropped
+    expect(answer?.sourcesNote).toBeNull()
+    expect(answer?.content).toBe('Run make setup [1].')
+    expect(answer?.status).toBe('complete')
+    // asked with documents on: the body says so, and the new session is marked
+    const body = JSON.parse(String(calls.find((c) => c.url.endsWith('/send-stream-new-session'))?.init.body))
+    expect(body).toEqual({ question: 'how to install?', modelType: '1', documents: true })
+    expect(chats.documentsOf('s9')).toBe(true)
+  })
+
+  it('keeps the note of a document answer that found no passage', async () => {
+    const note = 'No passage in your documents matches this question.'
+    route(/send-stream$/, () =>
+      sse([`id: 1\ndata: ${JSON.stringify({ type: 'sources', sources: [], note })}\n\n`, delta(2, 'I do not know.'), done(3)]),
+    )
+    const chats = useChatsStore()
+    await useChatStream().send('unrelated?', '1', 's10')
+    const answer = chats.messagesOf('s10')[1]
+    expect(answer?.sources).toEqual([])
+    expect(answer?.sourcesNote).toBe(note)
+    const body = JSON.parse(String(calls.find((c) => c.url.endsWith('/send-stream'))?.init.body))
+    expect(body).not.toHaveProperty('documents') // off: not sent at all
+  })
+
+  it('restores sources and notes from the history', async () => {
+    const source = { n: 2, documentId: 'd', title: 't', section: '', chunk: 'c', snippet: 's', text: 'x', score: 0.5 }
+    route(/\/AI\/chat\/history/, () =>
+      json(200, {
+        status_code: 1000,
+        status_msg: 'success',
+        documents: true,
+        history: [
+          { id: 1, is_user: true, role: 'user', content: 'q', status: 'complete', model: null, error: null, createdAt: '' },
+          { id: 2, is_user: false, role: 'assistant', content: 'a [2]', status: 'complete', model: '1', error: null, createdAt: '', sources: [source] },
+          { id: 3, is_user: false, role: 'assistant', content: 'b', status: 'complete', model: '1', error: null, createdAt: '', sourcesNote: 'none matched' },
+          { id: 4, is_user: false, role: 'assistant', content: 'c', status: 'complete', model: '1', error: null, createdAt: '' },
+        ],
+      }),
+    )
+    const chats = useChatsStore()
+    await chats.loadHistory('s11')
+    const [, withSources, withNote, plain] = chats.messagesOf('s11')
+    expect(withSources?.sources).toEqual([source])
+    expect(withNote?.sources).toEqual([])
+    expect(withNote?.sourcesNote).toBe('none matched')
+    expect(plain?.sources).toBeNull()
+    expect(chats.documentsOf('s11')).toBe(true)
   })
 })

@@ -17,6 +17,8 @@ function msg(role: 'user' | 'assistant', content: string): ChatMessage {
     errorCode: null,
     createdAt: '',
     completionTokens: null,
+    sources: null,
+    sourcesNote: null,
   }
 }
 

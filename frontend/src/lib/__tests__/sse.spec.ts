@@ -189,7 +189,7 @@ describe('toChatFrame', () => {
   })
 
   it('ignores unknown event types, unknown event names and malformed frames', () => {
-    expect(toChatFrame(ev('{"type":"sources","sources":[]}'))).toBeNull()
+    expect(toChatFrame(ev('{"type":"tool_call","id":"t"}'))).toBeNull()
     expect(toChatFrame(ev('{"type":"tool","name":"x"}'))).toBeNull()
     expect(toChatFrame(ev('{"type":"delta"}'))).toBeNull()
     expect(toChatFrame(ev('{"type":"delta","content":5}'))).toBeNull()

@@ -109,4 +109,19 @@ describe('math', () => {
     const el = dom(createRenderer().html('$$\n\\frac{1}{2}'))
     expect(el.querySelector('.math-block')).toBeNull()
   })
+
+  it('marks citations [n] in text, not in code, links or other brackets', () => {
+    const md = createRenderer()
+    const el = dom(
+      md.html('Install it [1][2], see [12].\n\n`code [3]` and [a link [4]](https://e.x/) and [x] and [5](https://e.y/)\n\n```\n[6]\n```'),
+    )
+    const cites = Array.from(el.querySelectorAll('span.cite'))
+    expect(cites.map((c) => c.getAttribute('data-cite'))).toEqual(['1', '2', '12'])
+    expect(cites.map((c) => c.textContent)).toEqual(['[1]', '[2]', '[12]'])
+    expect(el.querySelector('p')?.textContent).toBe('Install it [1][2], see [12].')
+    expect(el.textContent).toContain('[x]')
+    expect(el.querySelector('code')?.textContent).toBe('code [3]')
+    expect(el.querySelector('a[href="https://e.x/"]')?.textContent).toBe('a link [4]')
+    expect(el.querySelector('a[href="https://e.y/"]')?.textContent).toBe('5')
+  })
 })

@@ -90,6 +90,6 @@ async def config(services: ServicesDep) -> JSONResponse:
         version=__version__,
         emailVerification=settings.email_verification,
         documentMaxBytes=settings.document_max_bytes,
-        documentTypes=[".md", ".txt", ".pdf", ".docx", ".html"],
+        documentTypes=[".md", ".markdown", ".txt", ".text", ".pdf", ".docx", ".html", ".htm"],
         documents=services.documents.unavailable is None,
     )
