@@ -85,6 +85,7 @@ def test_documents_switched_on_for_a_session_with_another_model(user: Api) -> No
     assert sources[0]["section"] == "Lighthouse Keeper Guide > Visitors"
     listed = user.get("/AI/chat/sessions").json()["sessions"]
     assert next(s for s in listed if s["sessionId"] == session_id)["documents"] is True
+    assert user.post("/AI/chat/history", {"sessionId": session_id}).json()["documents"] is True
 
 
 def test_model_2_session_keeps_answering_from_documents(user: Api) -> None:

@@ -63,10 +63,10 @@ class ChatService:
         async with self._sessions() as db:
             return await require_owned(db, user_id, session_id)
 
-    async def history(self, user_id: int, session_id: str) -> Sequence[Message]:
+    async def history(self, user_id: int, session_id: str) -> tuple[ChatSession, Sequence[Message]]:
         async with self._sessions() as db:
-            await require_owned(db, user_id, session_id)
-            return await chats.messages(db, session_id)
+            session = await require_owned(db, user_id, session_id)
+            return session, await chats.messages(db, session_id)
 
     async def update(
         self, user_id: int, session_id: str, *, name: str | None = None, documents: bool | None = None

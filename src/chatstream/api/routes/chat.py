@@ -76,9 +76,10 @@ async def send(body: SendBody, user: CurrentUser, services: ServicesDep) -> JSON
 
 @router.post("/history")
 async def history(body: SessionBody, user: CurrentUser, services: ServicesDep) -> JSONResponse:
-    """A session's messages, oldest first."""
-    found = await services.chats.history(user.user_id, body.session_id)
+    """A session's messages, oldest first; `documents` says whether it answers from your documents."""
+    session, found = await services.chats.history(user.user_id, body.session_id)
     return ok(
+        documents=session.documents,
         history=[
             {
                 "id": m.id,
@@ -94,7 +95,7 @@ async def history(body: SessionBody, user: CurrentUser, services: ServicesDep) -
                 **_sources(m.sources),
             }
             for m in found
-        ]
+        ],
     )
 
 

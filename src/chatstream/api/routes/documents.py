@@ -38,7 +38,9 @@ def document_wire(d: Document) -> dict[str, Any]:
     }
 
 
-async def _upload(user: CurrentUser, services: ServicesDep, file: UploadFile, session_id: str | None) -> Any:
+async def _upload(
+    user: CurrentUser, services: ServicesDep, file: UploadFile, session_id: str | None
+) -> JSONResponse:
     if session_id is not None and ("\x00" in session_id or not 0 < len(session_id) <= 64):
         raise InvalidParams("field 'sessionId' is not a session id")
     data = await file.read()
@@ -62,8 +64,7 @@ async def upload(
     With `sessionId` it serves that session only. The same bytes uploaded again answer
     200 with the existing document; a new one answers 202 with status `queued`.
     """
-    response: JSONResponse = await _upload(user, services, file, session_id)
-    return response
+    return await _upload(user, services, file, session_id)
 
 
 @router.post("/file/upload")
@@ -74,8 +75,7 @@ async def upload_seed(
     session_id: Annotated[str | None, Form(alias="sessionId")] = None,
 ) -> JSONResponse:
     """The seed's upload route: the same as POST /AI/documents."""
-    response: JSONResponse = await _upload(user, services, file, session_id)
-    return response
+    return await _upload(user, services, file, session_id)
 
 
 @router.get("/AI/documents")
