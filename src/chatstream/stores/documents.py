@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatstream.stores.models import Document, DocumentChunk, utcnow
@@ -189,10 +189,6 @@ async def has_chunks(db: AsyncSession, user_id: int, session_id: str | None) -> 
         scope = or_(scope, DocumentChunk.session_id == session_id)
     found = await db.scalar(select(DocumentChunk.id).where(DocumentChunk.user_id == user_id, scope).limit(1))
     return found is not None
-
-
-async def count_chunks(db: AsyncSession) -> int:
-    return int(await db.scalar(select(func.count(DocumentChunk.id))) or 0)
 
 
 async def delete_document_row(db: AsyncSession, document_id: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatstream.stores.models import IndexMeta, utcnow
@@ -57,13 +57,6 @@ async def record_model(db: AsyncSession, model: str, dim: int, *, replace: bool 
             raise IndexMismatch(meta.embedding_model, meta.dim, model, dim)
         meta.embedding_model, meta.dim, meta.created_at = model, dim, utcnow()
         await db.flush()
-
-
-async def recorded_model(db: AsyncSession) -> tuple[str, int] | None:
-    row = (
-        await db.execute(select(IndexMeta.embedding_model, IndexMeta.dim).where(IndexMeta.id == 1))
-    ).first()
-    return (row[0], row[1]) if row else None
 
 
 def _scope(session_id: str | None) -> str:
