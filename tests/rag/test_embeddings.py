@@ -91,6 +91,13 @@ def test_a_batch_answers_what_one_by_one_does_in_input_order(minilm: LocalMiniLM
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+def test_batches_go_shortest_first_within_rows_and_padded_tokens() -> None:
+    lengths = [5, 300, 3, 256, 10, 10, 10, 40]
+    batches = embeddings._batches(lengths, rows=3, tokens=100)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert batches == [[2, 0, 4], [5, 6], [7], [3], [1]]  # 3 x 40 and 2 x 256 would pass 100 tokens
+
+
 def test_no_texts_give_an_empty_matrix(minilm: LocalMiniLM) -> None:
     vectors = embed(minilm, [])
     assert vectors.shape == (0, 384)
