@@ -188,13 +188,13 @@ class AnswerService:
                 session = await require_owned(db, user_id, sid)
                 history = list(await chats.recent_messages(db, sid, limit=HISTORY_ROWS))
             use_documents = use_documents or session.documents
-        retrieved = await self._retrieve(user_id, None if new else sid, question) if use_documents else None
-        if not new:
-            current = self._answers.get(sid)
-            if current is not None and not current.task.done():
-                raise TooManyRequests("this session is still answering; wait for it or stop it")
-        # No await from these checks to registering the answer below, so concurrent sends can't both pass.
-        self._check_limits(user_id)
+        retrieved = None
+        if use_documents:
+            # Checked before retrieval too, so a refused send costs no embedding and no search.
+            self._check_free(user_id, None if new else sid)
+            retrieved = await self._retrieve(user_id, None if new else sid, question)
+        # No await from this check to registering the answer below, so concurrent sends can't both pass.
+        self._check_free(user_id, None if new else sid)
         turn = chats.NewTurn(
             session_id=sid,
             user_id=user_id,
@@ -321,7 +321,12 @@ class AnswerService:
                 "until it is back"
             )
 
-    def _check_limits(self, user_id: int) -> None:
+    def _check_free(self, user_id: int, session_id: str | None) -> None:
+        """Raises unless the session (if any) is idle and the user and server may start an answer."""
+        if session_id is not None:
+            current = self._answers.get(session_id)
+            if current is not None and not current.task.done():
+                raise TooManyRequests("this session is still answering; wait for it or stop it")
         s = self._settings
         if self._in_flight.get(user_id, 0) >= s.answers_per_user:
             raise TooManyRequests(

@@ -167,6 +167,12 @@ class DocumentService:
                 asyncio.create_task(self._work_forever(), name=f"chatstream-ingest-{i}")
                 for i in range(self._settings.ingest_workers)
             ]
+            warm = getattr(self.embedder, "warm", None)
+            if warm is not None:
+                async with self._sessions() as db:
+                    indexed = await store.any_chunks(db)
+                if indexed:  # questions will search: build the local model now, not on the first one
+                    self._workers.append(asyncio.create_task(asyncio.to_thread(warm), name="chatstream-warm"))
 
     async def close(self) -> None:
         for worker in self._workers:

@@ -182,6 +182,11 @@ async def chunk_hits(db: AsyncSession, ids: Sequence[int]) -> dict[int, ChunkHit
     return {row[0]: ChunkHit(*row) for row in rows}
 
 
+async def any_chunks(db: AsyncSession) -> bool:
+    """Whether anybody has a searchable passage."""
+    return await db.scalar(select(DocumentChunk.id).limit(1)) is not None
+
+
 async def has_chunks(db: AsyncSession, user_id: int, session_id: str | None) -> bool:
     """Whether the user has any searchable passage (in this session's scope)."""
     scope: ColumnElement[bool] = DocumentChunk.session_id.is_(None)

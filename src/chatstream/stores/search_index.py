@@ -2,9 +2,9 @@
 
 SQLite: a sqlite-vec `vec0` table (cosine, partitioned by user, the session scope as a
 metadata column so filters apply during the KNN scan) and a contentless FTS5 table ranked
-by bm25(). PostgreSQL: a pgvector table with an HNSW index and a GIN index on the chunk
-terms' tsvector. Chunk `terms` are words plus CJK character bigrams (rag.terms), so
-full-text search works for Chinese on both.
+by bm25(). PostgreSQL: one table holding each chunk's vector (HNSW index) and its terms'
+tsvector (GIN index), stored so that ranking does not parse the terms again. Chunk `terms` are
+words plus CJK character bigrams (rag.terms), so full-text search works for Chinese on both.
 
 These structures depend on the embedding model's dimension, so they are created here at
 start (not by Alembic), and `index_meta` records the model and dimension that built them:
@@ -200,9 +200,10 @@ class PostgresIndex(SearchIndex):
                 "CREATE TABLE IF NOT EXISTS chunk_vector ("
                 "chunk_id integer PRIMARY KEY REFERENCES document_chunk(id) ON DELETE CASCADE, "
                 "user_id integer NOT NULL, scope varchar(36) NOT NULL DEFAULT '', "
-                f"embedding vector({int(dim)}) NOT NULL)"
+                f"embedding vector({int(dim)}) NOT NULL, terms tsvector)"
             )
         )
+        await self._store_terms(db)
         await db.execute(
             text(
                 "CREATE INDEX IF NOT EXISTS ix_chunk_vector_hnsw ON chunk_vector "
@@ -211,26 +212,49 @@ class PostgresIndex(SearchIndex):
         )
         await db.execute(text("CREATE INDEX IF NOT EXISTS ix_chunk_vector_user ON chunk_vector (user_id)"))
         await db.execute(
+            text("CREATE INDEX IF NOT EXISTS ix_chunk_vector_terms ON chunk_vector USING gin (terms)")
+        )
+
+    @staticmethod
+    async def _store_terms(db: AsyncSession) -> None:
+        """Upgrades an index from before the tsvector was stored (ranking then parsed every matching row)."""
+        stored = await db.scalar(
             text(
-                "CREATE INDEX IF NOT EXISTS ix_document_chunk_terms ON document_chunk "
-                "USING gin (to_tsvector('simple', terms))"
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = 'chunk_vector' AND column_name = 'terms'"
             )
         )
+        if not stored:
+            await db.execute(text("ALTER TABLE chunk_vector ADD COLUMN terms tsvector"))
+            await db.execute(
+                text(
+                    "UPDATE chunk_vector v SET terms = to_tsvector('simple', c.terms) "
+                    "FROM document_chunk c WHERE c.id = v.chunk_id"
+                )
+            )
+        # The old expression index on document_chunk that the stored column replaces.
+        await db.execute(text("DROP INDEX IF EXISTS ix_document_chunk_terms"))
 
     async def drop(self, db: AsyncSession) -> None:
         await db.execute(text("DROP TABLE IF EXISTS chunk_vector"))
 
     async def add(self, db: AsyncSession, chunks: Sequence[IndexedChunk], terms: Sequence[str]) -> None:
-        if not chunks:  # the terms are indexed from document_chunk.terms by the GIN index
+        if not chunks:
             return
         await db.execute(
             text(
-                "INSERT INTO chunk_vector (chunk_id, user_id, scope, embedding) "
-                "VALUES (:c, :u, :s, CAST(:e AS vector))"
+                "INSERT INTO chunk_vector (chunk_id, user_id, scope, embedding, terms) "
+                "VALUES (:c, :u, :s, CAST(:e AS vector), to_tsvector('simple', :t))"
             ),
             [
-                {"c": c.chunk_id, "u": c.user_id, "s": _scope(c.session_id), "e": _pg_vector(c.vector)}
-                for c in chunks
+                {
+                    "c": c.chunk_id,
+                    "u": c.user_id,
+                    "s": _scope(c.session_id),
+                    "e": _pg_vector(c.vector),
+                    "t": t,
+                }
+                for c, t in zip(chunks, terms, strict=True)
             ],
         )
 
@@ -268,10 +292,9 @@ class PostgresIndex(SearchIndex):
         query = " | ".join("'" + t.replace("\\", "").replace("'", "''") + "'" for t in dict.fromkeys(terms))
         rows = await db.execute(
             text(
-                "SELECT c.id, ts_rank_cd(to_tsvector('simple', c.terms), q) AS rank "
-                "FROM document_chunk c, to_tsquery('simple', :q) q "
-                "WHERE to_tsvector('simple', c.terms) @@ q AND c.user_id = :u "
-                "AND (c.session_id IS NULL OR c.session_id = :s) ORDER BY rank DESC LIMIT :k"
+                "SELECT v.chunk_id, ts_rank_cd(v.terms, q) AS rank "
+                "FROM chunk_vector v, to_tsquery('simple', :q) q "
+                "WHERE v.terms @@ q AND v.user_id = :u AND v.scope IN ('', :s) ORDER BY rank DESC LIMIT :k"
             ),
             {"q": query, "u": user_id, "s": _scope(session_id), "k": k},
         )
