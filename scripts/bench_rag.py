@@ -583,7 +583,7 @@ async def main_async(args: argparse.Namespace) -> None:
     model = LocalMiniLM(threads=args.threads)
     began = time.perf_counter()
     model.warm()
-    say(f"all-MiniLM-L6-v2 built in {time.perf_counter() - began:.1f} s, {model.threads} threads")
+    say(f"{model.model_id} built in {time.perf_counter() - began:.1f} s, {model.threads} threads")
     pool_texts = main.embedding_texts(0, pool)
     await model.embed(pool_texts[:64])  # warm the session's first runs
     began, cpu = time.perf_counter(), time.process_time()

@@ -36,7 +36,14 @@ def run(coro: Awaitable[T]) -> T:
 
 @pytest.fixture(scope="module")
 def minilm() -> LocalMiniLM:
-    model = LocalMiniLM(batch_size=8)  # small batches, so a few dozen texts already span several
+    model = LocalMiniLM()  # the default: int8
+    model.warm()
+    return model
+
+
+@pytest.fixture(scope="module")
+def minilm_fp32() -> LocalMiniLM:
+    model = LocalMiniLM(precision="fp32")
     model.warm()
     return model
 
@@ -48,14 +55,28 @@ def embed(model: Embedder, texts: list[str]) -> np.ndarray:
 # -- LocalMiniLM -------------------------------------------------------------------------------------------
 
 
-def test_local_vectors_are_384_unit_floats_matching_sentence_transformers(minilm: LocalMiniLM) -> None:
-    assert (minilm.model_id, minilm.dim) == ("all-MiniLM-L6-v2", 384)
-    vectors = embed(minilm, list(REFERENCE))
+def test_fp32_vectors_are_384_unit_floats_matching_sentence_transformers(minilm_fp32: LocalMiniLM) -> None:
+    assert (minilm_fp32.model_id, minilm_fp32.dim) == ("all-MiniLM-L6-v2", 384)
+    vectors = embed(minilm_fp32, list(REFERENCE))
     assert vectors.shape == (2, 384)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     for row, expected in zip(vectors, REFERENCE.values(), strict=True):
         np.testing.assert_allclose(row[:16], [float(x) for x in expected.split()], atol=2e-4)
+
+
+def test_int8_vectors_are_another_model_close_to_the_fp32_ones(
+    minilm: LocalMiniLM, minilm_fp32: LocalMiniLM
+) -> None:
+    assert (minilm.model_id, minilm.dim) == ("all-MiniLM-L6-v2-int8", 384)  # never mixed in one index
+    texts = [*REFERENCE, "How do I descale the machine?", "Le chat dort sur le canapé.", "x", ""]
+    texts.append("The quick brown fox jumps over the lazy dog. " * 30)
+    fast, exact = embed(minilm, texts), embed(minilm_fp32, texts)
+    assert fast.shape == exact.shape == (len(texts), 384)
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cosines = (fast * exact).sum(axis=1)
+    assert cosines.min() > 0.97, cosines
+    assert not np.allclose(fast, exact, atol=1e-4)  # int8 really runs: not the fp32 graph again
 
 
 @pytest.mark.parametrize(
@@ -82,20 +103,14 @@ def test_a_paraphrase_is_closer_than_an_unrelated_text(
     assert close > far + 0.2, (close, far)
 
 
-def test_a_batch_answers_what_one_by_one_does_in_input_order(minilm: LocalMiniLM) -> None:
-    # Lengths all over the place, so that sorting, padding and several batches are exercised.
+def test_many_texts_answer_what_one_by_one_does_in_input_order(minilm: LocalMiniLM) -> None:
+    # Lengths all over the place, run side by side on the pool's threads.
     texts = [f"Sentence {i}: " + "alpha beta gamma 数据 " * (i * 7 % 23) for i in range(30)]
     texts += ["", "x", "Short one.", "中文"]
     together = embed(minilm, texts)
     alone = np.stack([embed(minilm, [text])[0] for text in texts])
-    np.testing.assert_allclose(together, alone, atol=1e-5)
-
-
-def test_batches_go_shortest_first_within_rows_and_padded_tokens() -> None:
-    lengths = [5, 300, 3, 256, 10, 10, 10, 40]
-    batches = embeddings._batches(lengths, rows=3, tokens=100)
-    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
-    assert batches == [[2, 0, 4], [5, 6], [7], [3], [1]]  # 3 x 40 and 2 x 256 would pass 100 tokens
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    assert len({row.tobytes() for row in together}) == len(texts)  # no row written twice or left over
 
 
 def test_no_texts_give_an_empty_matrix(minilm: LocalMiniLM) -> None:

@@ -57,7 +57,7 @@ def make_embedder(settings: Settings) -> Embedder:
         return OpenAIEmbeddings(
             base_url=settings.embedding_base_url, api_key=key, model=settings.embedding_model
         )
-    return LocalMiniLM(threads=settings.embedding_threads)
+    return LocalMiniLM(threads=settings.embedding_threads, precision=settings.embedding_precision)
 
 
 @dataclass(slots=True)
