@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import numpy as np
-import psycopg
 import pytest
-from sqlalchemy import insert, make_url, text
+from sqlalchemy import insert, text
 
 from chatstream.config import Settings
 from chatstream.stores.db import create_engine, migrate
 from chatstream.stores.models import Document, DocumentChunk, User
 from chatstream.stores.search_index import PostgresIndex
+from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -27,15 +26,8 @@ OLD_LAYOUT = [
 ]
 
 
-def fresh_database(postgres_url: str) -> str:
-    name = f"upgrade_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-
-
 def test_an_index_from_before_stored_terms_is_upgraded_in_place(postgres_url: str) -> None:
-    url = Settings(database_url=fresh_database(postgres_url)).resolved_database_url()
+    url = Settings(database_url=fresh_database(postgres_url, "upgrade")).resolved_database_url()
     index = PostgresIndex()
     unit = np.array([1.0, 0.0, 0.0], np.float32)
 

@@ -92,7 +92,7 @@ class Services:
             )
         instance_id = uuid.uuid4().hex
         bus = None
-        if serving and settings.redis_url:
+        if settings.redis_url:
             bus = RedisAnswerBus(
                 settings.redis_url,
                 instance_id=instance_id,
@@ -117,8 +117,10 @@ class Services:
             instance_id=instance_id,
             documents=documents,
         )
-        if bus is not None:
+        if bus is not None and serving:
             await bus.start(on_stop=answers.stop_local)
+        elif bus is not None:  # the CLI: its document jobs must not look abandoned to the servers
+            await bus.start_liveness()
         if serving:
             await answers.start_tickers()
             await documents.start_workers(bus.live_instances if bus is not None else None)

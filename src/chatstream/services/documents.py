@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ SNIPPET_CHARS = 240
 NOTHING_FOUND = "No passage in your documents matches this question."
 NO_DOCUMENTS = "You have no documents ready to search."
 SearchMode = Literal["hybrid", "vector", "text"]
+LiveWorkers = Callable[[set[str]], Awaitable[set[str]]]  # which of these instance ids are alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class DocumentService:
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
         self.indexed_chunks = 0  # for /metrics
+        self._live_workers: LiveWorkers | None = None
 
     async def prepare(self, *, reindex: bool = False) -> None:
         """Creates the search index for the embedder, once; an index built by another one is refused.
@@ -152,14 +154,15 @@ class DocumentService:
                 raise ServerBusy(f"documents are unavailable: {exc}") from exc
             self._prepared = True
 
-    async def start_workers(self, live_workers: Callable[[set[str]], Any] | None = None) -> None:
-        """Re-queues documents whose indexing instance is gone, then starts this instance's workers."""
-        async with self._sessions.begin() as db:
-            workers = {w for w in await store.indexing_workers(db) if w is not None}
-            live = set(await live_workers(workers)) if live_workers and workers else set()
-            live.add(self.instance_id)
-            if await store.requeue_abandoned(db, live):
-                self._wake.set()
+    async def start_workers(self, live_workers: LiveWorkers | None = None) -> None:
+        """Re-queues documents whose indexing instance is gone, then starts this instance's workers.
+
+        `live_workers` (with Redis) answers which instance ids are alive; then abandoned documents
+        are also looked for every `RECOVERY_S`, as other instances may die at any time. Without
+        it this server is taken to be the only instance.
+        """
+        self._live_workers = live_workers
+        await self.requeue_abandoned()
         with contextlib.suppress(ServerBusy):  # logged; uploads and questions say why
             await self.prepare()
         if self.unavailable is None:
@@ -167,12 +170,34 @@ class DocumentService:
                 asyncio.create_task(self._work_forever(), name=f"chatstream-ingest-{i}")
                 for i in range(self._settings.ingest_workers)
             ]
+            if live_workers is not None:
+                self._workers.append(asyncio.create_task(self._requeue_forever(), name="chatstream-requeue"))
             warm = getattr(self.embedder, "warm", None)
             if warm is not None:
                 async with self._sessions() as db:
                     indexed = await store.any_chunks(db)
                 if indexed:  # questions will search: build the local model now, not on the first one
                     self._workers.append(asyncio.create_task(asyncio.to_thread(warm), name="chatstream-warm"))
+
+    async def requeue_abandoned(self) -> int:
+        """Documents left `indexing` by an instance that is gone go back to the queue; how many."""
+        async with self._sessions() as db:
+            others = {w for w in await store.indexing_workers(db) if w is not None} - {self.instance_id}
+        gone = others - set(await self._live_workers(others)) if self._live_workers and others else others
+        async with self._sessions.begin() as db:
+            requeued = await store.requeue_abandoned(db, gone)
+        if requeued:
+            log.warning("%d documents left indexing by a stopped instance are queued again", requeued)
+            self._wake.set()
+        return requeued
+
+    async def _requeue_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.recovery_s)
+            try:
+                await self.requeue_abandoned()
+            except Exception:  # Redis or the database away for a moment: next round
+                log.exception("looking for abandoned documents failed")
 
     async def close(self) -> None:
         for worker in self._workers:

@@ -91,6 +91,10 @@ class RedisAnswerBus:
             asyncio.create_task(self._alive_forever(), name="chatstream-redis-alive"),
         ]
 
+    async def start_liveness(self) -> None:
+        """Only announce this process alive (a CLI indexing documents: no answers to carry)."""
+        self._tasks = [asyncio.create_task(self._alive_forever(), name="chatstream-redis-alive")]
+
     def track(self, session_id: str, answer_log: FrameLog) -> None:
         """Mirror this answer's frames from now until it ends (its start goes out at once)."""
         self._mirrored[session_id] = _Mirrored(answer_log)

@@ -124,13 +124,17 @@ async def requeue(db: AsyncSession, document_id: str) -> None:
     )
 
 
-async def requeue_abandoned(db: AsyncSession, live_workers: set[str]) -> int:
-    """Documents left `indexing` by workers that are gone go back to the queue."""
+async def requeue_abandoned(db: AsyncSession, gone_workers: set[str]) -> int:
+    """Documents left `indexing` by these workers (which are gone) go back to the queue.
+
+    Named rather than "all but the live ones", so that a worker that claimed a document since the
+    caller looked is never taken for gone.
+    """
     abandoned = await db.execute(
         update(Document)
         .where(
             Document.status == "indexing",
-            or_(Document.worker.is_(None), Document.worker.not_in(live_workers or {""})),
+            or_(Document.worker.is_(None), Document.worker.in_(gone_workers or {""})),
         )
         .values(status="queued", worker=None, progress=0.0, updated_at=utcnow())
     )
