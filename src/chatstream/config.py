@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     rag_min_similarity: float = Field(
         default=0.25, ge=-1, le=1, description="cosine below which a passage is not relevant by meaning"
     )
-    ingest_workers: int = Field(default=1, ge=1, le=16, description="documents indexed at once per instance")
+    ingest_workers: int = Field(default=2, ge=1, le=16, description="documents indexed at once per instance")
 
     @field_validator("jwt_secret")
     @classmethod

@@ -318,13 +318,11 @@ class _Encoder:
         )
         self.dim = shape.hidden
 
-    def tokenize(self, texts: list[str]) -> list[list[int]]:
-        # One by one, not encode_batch: its thread pool would compete with inference for the cores,
-        # and a process that forks after using it gets warnings (and tokenizers turns it off).
-        return [self.tokenizer.encode(text).ids for text in texts]
-
-    def infer(self, ids: list[int]) -> Vectors:
-        (vectors,) = self.session.run(["embedding"], {"input_ids": np.array([ids], dtype=np.int64)})
+    def embed_one(self, text: str) -> Vectors:
+        # encode, not encode_batch: its thread pool would compete with inference for the cores, and a
+        # process that forks after using it gets warnings (and tokenizers turns it off).
+        ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+        (vectors,) = self.session.run(["embedding"], {"input_ids": ids})
         return np.asarray(vectors[0], dtype=np.float32)
 
 
@@ -392,15 +390,14 @@ class LocalMiniLM:
         loop = asyncio.get_running_loop()
         pool = _inference_pool(self.threads)
         encoder = await loop.run_in_executor(pool, _encoder, self.max_tokens, self.precision)
-        ids = await loop.run_in_executor(pool, encoder.tokenize, list(texts))
-        out = np.empty((len(ids), encoder.dim), dtype=np.float32)
+        out = np.empty((len(texts), encoder.dim), dtype=np.float32)
 
         def run(row: int) -> None:  # on a pool thread; runs write disjoint rows
-            out[row] = encoder.infer(ids[row])
+            out[row] = encoder.embed_one(texts[row])
 
         running: set[asyncio.Future[None]] = set()
         try:
-            for row in range(len(ids)):
+            for row in range(len(texts)):
                 if len(running) >= self.threads:
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     for future in done:
