@@ -2,12 +2,12 @@
 // Written to e2e/.out/screenshots/; with CHATSTREAM_SCREENSHOTS=1 (npm run screenshots) also
 // to docs/screenshots/, where the README shows them.
 
-import { copyFileSync, mkdirSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 
-import { DESKTOP, PHONE, ask, launch, openPage, registerByApi, waitForStatus } from './support/browser'
+import { DESKTOP, PHONE, ask, lastAnswer, launch, openPage, registerByApi, waitForStatus } from './support/browser'
 import { startScriptedModel, type ScriptedModel } from './support/scripted-model'
 import { REPO, startServer, type Running } from './support/servers'
 
@@ -35,6 +35,17 @@ const ANSWER = [
   'Use `reversed()` when you only need to **iterate**, slicing when you need a new list.',
 ].join('\n')
 
+const MANUAL = 'espresso_manual.md'
+const DOC_QUESTION = 'How do I descale the machine, and how long does it take?'
+const DOC_ANSWER = [
+  'When the display shows **CALC**, descaling is due [2]. Run it from the service menu:',
+  '',
+  '1. Fill the reservoir with 1 L of descaler solution and start `descale --start` [1].',
+  '2. Rinse with two tanks of water (`descale --rinse`) [1].',
+  '',
+  'A full cycle takes about **45 minutes**. Use only citric-acid descaler: vinegar can harm the seals [1].',
+].join('\n')
+
 const OTHER_CHATS: Record<string, string> = {
   'Plan a three-day trip to Kyoto in autumn': 'Day 1: Higashiyama…',
   'Explain Server-Sent Events vs WebSockets': 'SSE is one-way, over plain HTTP…',
@@ -48,7 +59,7 @@ let token = ''
 let username = ''
 
 beforeAll(async () => {
-  model = await startScriptedModel({ [QUESTION]: ANSWER, ...OTHER_CHATS })
+  model = await startScriptedModel({ [QUESTION]: ANSWER, [DOC_QUESTION]: DOC_ANSWER, ...OTHER_CHATS })
   server = await startServer(model.url, 'off')
   browser = await launch()
   const user = await registerByApi(server.url, 'alice')
@@ -146,6 +157,36 @@ describe('screenshots', () => {
       await save(page, name)
       await page.context().close()
     }
+  })
+
+  it('a document answer with its sources, and the documents drawer', async () => {
+    const form = new FormData()
+    const manual = readFileSync(join(REPO, 'tests/data/rag', MANUAL))
+    form.append('file', new Blob([manual], { type: 'text/markdown' }), MANUAL)
+    const headers = { Authorization: `Bearer ${token}` }
+    const uploaded = await fetch(`${server.url}/api/v1/AI/documents`, { method: 'POST', headers, body: form })
+    expect(uploaded.status).toBe(202)
+    const { document } = (await uploaded.json()) as { document: { id: string } }
+    await expect
+      .poll(async () => {
+        const response = await fetch(`${server.url}/api/v1/AI/documents/${document.id}`, { headers })
+        return ((await response.json()) as { document: { status: string } }).document.status
+      }, { timeout: 60_000, interval: 200 })
+      .toBe('ready')
+
+    const page = await chatPage(DESKTOP, false)
+    await page.goto('/')
+    await page.getByTestId('documents-switch').click()
+    await ask(page, DOC_QUESTION)
+    await waitForStatus(page, 'complete')
+    await lastAnswer(page).getByTestId('source-item').first().waitFor()
+    await page.mouse.move(0, 0)
+    await save(page, 'documents-answer-desktop-light')
+
+    await page.getByTestId('documents-open').click()
+    await page.locator(`[data-testid="document-row"][data-name="${MANUAL}"][data-status="ready"]`).waitFor()
+    await save(page, 'documents-drawer-desktop-light')
+    await page.context().close()
   })
 
   it('the chat page in Chinese', async () => {

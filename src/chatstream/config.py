@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(
         default=0, ge=0, description="texts embedded at once; 0: the machine's cores"
     )
-    # int8: ~2.4x faster, vectors within cosine ~0.99; fp32: sentence-transformers' exact vectors.
+    # int8: ~2.3x faster, vectors within cosine ~0.99; fp32: sentence-transformers' exact vectors.
     embedding_precision: Literal["int8", "fp32"] = "int8"
     document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="the largest upload")
     chunk_tokens: int = Field(default=200, ge=32, le=2000, description="passage size, in tokens")

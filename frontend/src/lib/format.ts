@@ -8,3 +8,12 @@ export function formatSize(bytes: number): string {
   const mb = bytes / (1024 * 1024)
   return `${mb < 10 ? mb.toFixed(1).replace(/\.0$/, '') : Math.round(mb)} MB`
 }
+
+/**
+ * A heading path cut to its last `keep` headings, "… > B > C": the most specific part is what
+ * tells passages of one document apart, and a long path would push it out of a one-line list.
+ */
+export function shortSection(section: string, keep = 2): string {
+  const parts = section.split(' > ')
+  return parts.length > keep ? ['…', ...parts.slice(-keep)].join(' > ') : section
+}

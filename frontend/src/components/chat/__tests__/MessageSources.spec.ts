@@ -20,6 +20,16 @@ const SOURCES: Source[] = [
     score: 0.8123,
   },
   { n: 2, documentId: 'd2', title: 'faq.html', section: '', chunk: 'c2', snippet: 'FAQ', text: 'FAQ text', score: 0.5 },
+  {
+    n: 3,
+    documentId: 'd1',
+    title: 'guide.md',
+    section: 'Guide > Maintenance > Descaling > Rinsing',
+    chunk: 'c3',
+    snippet: 'Rinse twice.',
+    text: 'Rinse twice.',
+    score: 0.4,
+  },
 ]
 
 function answer(fields: Partial<ChatMessage>): ChatMessage {
@@ -73,12 +83,16 @@ describe('sources under an answer', () => {
   it('lists the sources: [n] title — section and score', async () => {
     const w = await mountItem(answer({ sources: SOURCES }))
     const items = w.findAll('[data-testid="source-item"]')
-    expect(items).toHaveLength(2)
+    expect(items).toHaveLength(3)
     expect(items[0]?.text()).toContain('[1]')
     expect(items[0]?.text()).toContain('guide.md')
     expect(items[0]?.text()).toContain('— Setup > Install')
     expect(items[0]?.text()).toContain('0.81')
     expect(items[1]?.text()).not.toContain('—') // no section
+    // a long heading path shows its most specific headings; the whole of it on hover
+    expect(items[2]?.text()).toContain('— … > Descaling > Rinsing')
+    expect(items[2]?.text()).not.toContain('Maintenance')
+    expect(items[2]?.attributes('title')).toContain('Guide > Maintenance > Descaling > Rinsing')
     expect(w.find('[data-testid="sources-note"]').exists()).toBe(false)
   })
 
