@@ -39,6 +39,7 @@ from chatstream.services.batching import GroupCommit
 from chatstream.services.chats import require_owned, title_from
 from chatstream.services.context import build_context, documents_prompt
 from chatstream.services.documents import DocumentService, Retrieved
+from chatstream.services.periodic import every
 from chatstream.stores import chats
 from chatstream.stores.models import Message, utcnow
 from chatstream.streaming import frames
@@ -136,7 +137,10 @@ class AnswerService:
             asyncio.create_task(self._heartbeat_forever(), name="chatstream-heartbeat"),
         ]
         if self._bus is not None:
-            self._tickers.append(asyncio.create_task(self._recover_forever(), name="chatstream-recovery"))
+            recover = every(
+                self._settings.recovery_s, self.recover_abandoned, log, "looking for abandoned answers"
+            )
+            self._tickers.append(asyncio.create_task(recover, name="chatstream-recovery"))
 
     async def recover_abandoned(self) -> int:
         """Answers left `streaming` by an instance that is gone become `interrupted`.
@@ -422,14 +426,6 @@ class AnswerService:
                 answer_log = answer.log
                 if not answer_log.closed and answer_log.last_activity <= quiet_since:
                     answer_log.nudge()
-
-    async def _recover_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.recovery_s)
-            try:
-                await self.recover_abandoned()
-            except Exception:  # Redis or the database away for a moment: next round
-                log.exception("looking for abandoned answers failed")
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Marks answers still running as interrupted and saves them."""

@@ -30,6 +30,7 @@ from chatstream.rag.extract import UnsupportedFile, detect_kind, extract
 from chatstream.rag.fusion import reciprocal_rank_fusion
 from chatstream.rag.terms import cjk_share, search_terms, terms_text
 from chatstream.services.chats import require_owned
+from chatstream.services.periodic import every
 from chatstream.stores import documents as store
 from chatstream.stores.models import Document, DocumentChunk
 from chatstream.stores.search_index import IndexedChunk, IndexMismatch, SearchIndex, record_model
@@ -171,7 +172,10 @@ class DocumentService:
                 for i in range(self._settings.ingest_workers)
             ]
             if live_workers is not None:
-                self._workers.append(asyncio.create_task(self._requeue_forever(), name="chatstream-requeue"))
+                requeue = every(
+                    self._settings.recovery_s, self.requeue_abandoned, log, "re-queueing documents"
+                )
+                self._workers.append(asyncio.create_task(requeue, name="chatstream-requeue"))
             warm = getattr(self.embedder, "warm", None)
             if warm is not None:
                 async with self._sessions() as db:
@@ -190,14 +194,6 @@ class DocumentService:
             log.warning("%d documents left indexing by a stopped instance are queued again", requeued)
             self._wake.set()
         return requeued
-
-    async def _requeue_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.recovery_s)
-            try:
-                await self.requeue_abandoned()
-            except Exception:  # Redis or the database away for a moment: next round
-                log.exception("looking for abandoned documents failed")
 
     async def close(self) -> None:
         for worker in self._workers:
