@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.test_documents import search, upload, wait_ready
+from tests.api.test_instances import SECRET
 from tests.conftest import Api, register, server_env
 from tests.support.live import wait_for
 from tests.support.postgres import fresh_database
@@ -28,7 +29,7 @@ LAST_WORDS = "The quartz fennel lighthouse is the final sentence of this manual.
 
 
 def big_manual(sections: int = 300, seed: int = 3) -> bytes:
-    """~2 MB of Markdown, about 3000 passages: long enough to index that an instance can die meanwhile."""
+    """~3 MB of Markdown, about 3000 passages: long enough to index that an instance can die meanwhile."""
     rng = random.Random(seed)
     parts = ["# A long manual"]
     for s in range(sections):
@@ -46,7 +47,7 @@ def environment(tmp_path: Path, upstream: StandInUpstream, postgres_url: str) ->
         upstream,
         CHATSTREAM_DATABASE_URL=fresh_database(postgres_url, "recovery"),  # no other instance's workers
         CHATSTREAM_REDIS_URL=redis.url,
-        CHATSTREAM_JWT_SECRET="a-shared-secret-for-both-instances-0123456789",
+        CHATSTREAM_JWT_SECRET=SECRET,
         CHATSTREAM_INSTANCE_TTL_S="1.5",
         CHATSTREAM_RECOVERY_S="0.5",
     )
