@@ -3,6 +3,12 @@
 
     .venv/bin/python scripts/bench_rag.py [--backends sqlite,postgres] [--sizes 10000,100000]
                                           [--queries 200] [--pool 1000] [--doc-chunks 1000] [--seed 6]
+    .venv/bin/python scripts/bench_rag.py --ingest PATH... [--rounds 3]
+
+`--ingest` measures something else: real files (folders of them too) uploaded and indexed end to
+end on SQLite, parsing and chunking in sandboxed child processes as the server does them, against
+the same in threads of this process (how ingestion ran before the sandbox), in alternating rounds,
+each on an empty database. It prints passages/s end to end and the parsing alone, per document.
 
 Not a test: it wants the machine to itself and takes several minutes (100k chunks on both backends:
 about ten on 2 cores). Nothing outside a temporary directory is touched: SQLite gets a temp data
@@ -68,10 +74,15 @@ import numpy.typing as npt
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from chatstream.cli import document_files
 from chatstream.config import Settings
 from chatstream.rag.embeddings import LocalMiniLM, minilm_dir, normalize
+from chatstream.rag.parsing import parse_document
 from chatstream.rag.terms import STOPWORDS, cjk_share, search_terms, terms_text
-from chatstream.services.documents import DocumentService, embedding_text
+from chatstream.services.documents import DocumentService, parse_limits
+from chatstream.services.ingestion import IngestionService, embedding_text
+from chatstream.services.retrieval import RetrievalService
+from chatstream.services.sandbox import Limits, Sandbox
 from chatstream.stores import documents as store
 from chatstream.stores.db import create_engine, migrate, session_factory
 from chatstream.stores.models import Document, DocumentChunk, User
@@ -463,8 +474,14 @@ async def run_one(backend: str, url: str, data_dir: Path, n: int, work: Workload
             dialect = db.get_bind().dialect.name
         index = SearchIndex.for_dialect(dialect)
         documents = DocumentService(
-            settings=settings, sessions=sessions, embedder=model, index=index, instance_id="bench"
+            settings=settings,
+            sessions=sessions,
+            embedder=model,
+            index=index,
+            sandbox=Sandbox(preload=[]),
+            instance_id="bench",
         )
+        retrieval = RetrievalService(settings=settings, sessions=sessions, documents=documents)
         await documents.prepare()
         began = time.perf_counter()
         write_rate = await load(sessions, index, model.model_id, main, n, others, work.doc_chunks, work.seed)
@@ -483,14 +500,14 @@ async def run_one(backend: str, url: str, data_dir: Path, n: int, work: Workload
 
         trust = model.multilingual
         for query in queries[:WARMUP]:
-            await documents.retrieve(1, None, query, k=K, mode="hybrid")
+            await retrieval.retrieve(1, None, query, k=K, mode="hybrid")
         await index_only(sessions, index, queries[:WARMUP], work.query_vectors[:WARMUP], trust)
         timed = queries[WARMUP:]
         full: list[float] = []
         found = 0
         for query in timed:
             began = time.perf_counter()
-            retrieved = await documents.retrieve(1, None, query, k=K, mode="hybrid")
+            retrieved = await retrieval.retrieve(1, None, query, k=K, mode="hybrid")
             full.append(time.perf_counter() - began)
             found += len(retrieved.sources)
         alone = await index_only(sessions, index, timed, work.query_vectors[WARMUP:], trust)
@@ -544,6 +561,95 @@ async def describe_postgres(url: str, data_dir: Path) -> None:
         await db.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
         pgvector = await db.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
     say(f"PostgreSQL {version}, shared_buffers {buffers}, pgvector {pgvector} (HNSW defaults m=16, ef_c=64)")
+
+
+# -- ingestion end to end: sandboxed parsing against parsing in threads --------------------------------------
+
+
+class InThreads:
+    """The Sandbox's interface, run in a thread of this process: how parsing ran before the sandbox."""
+
+    async def warm(self) -> None:
+        return None
+
+    async def run(self, job: Any, /, *args: Any, limits: Limits, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(job, *args, **kwargs)
+
+
+async def ingest_once(
+    files: list[tuple[str, bytes]], model: LocalMiniLM, parser: Sandbox | InThreads, data_dir: Path
+) -> tuple[int, float, float]:
+    """(passages, seconds from the first upload to the last ready, seconds of parsing alone)."""
+    async with database("", data_dir) as (settings, sessions):
+        async with sessions.begin() as db:
+            db.add(User(id=1, username="bench", email="bench@example.com", password_hash="-"))
+        sandbox: Any = parser
+        documents = DocumentService(
+            settings=settings,
+            sessions=sessions,
+            embedder=model,
+            index=SearchIndex.for_dialect("sqlite"),
+            sandbox=sandbox,
+            instance_id="bench",
+        )
+        ingestion = IngestionService(
+            settings=settings, sessions=sessions, documents=documents, sandbox=sandbox
+        )
+        await documents.prepare()
+        kinds: list[str] = []
+        passages, began = 0, time.perf_counter()
+        for name, data in files:
+            document, _ = await documents.upload(1, name, data, None, claim=True)
+            await ingestion.index_document(document)
+            passages += (await documents.get(1, document.id)).chunks
+            kinds.append(document.kind)
+        total = time.perf_counter() - began
+        began = time.perf_counter()
+        for (name, data), kind in zip(files, kinds, strict=True):
+            with contextlib.suppress(Exception):  # a file that failed to index fails here too
+                await sandbox.run(
+                    parse_document,
+                    data,
+                    kind,
+                    name,
+                    chunk_tokens=settings.chunk_tokens,
+                    chunk_overlap=settings.chunk_overlap,
+                    limits=parse_limits(settings),
+                )
+        return passages, total, time.perf_counter() - began
+
+
+async def ingest_bench(paths: list[Path], rounds: int, threads: int) -> None:
+    files = [(p.name, p.read_bytes()) for p in document_files(paths)]
+    model = LocalMiniLM(threads=threads)
+    model.warm()
+    # Children run this script again (services/sandbox.py): with its imports preloaded, as the server's
+    # are, they start as fast as the server's do.
+    sandbox = Sandbox(preload=sorted(name for name in sys.modules if not name.startswith(("_", "__main__"))))
+    await sandbox.warm()
+    size = sum(len(d) for _, d in files) / 1e6
+    say(f"{len(files)} files, {size:.1f} MB; {model.model_id}, {model.threads} threads")
+    rates: dict[str, list[float]] = {"threads": [], "sandbox": []}
+    parse_ms: dict[str, list[float]] = {"threads": [], "sandbox": []}
+    root = Path(tempfile.mkdtemp(prefix="chatstream-bench-ingest-"))
+    try:
+        for number in range(rounds):
+            for mode, parser in (("threads", InThreads()), ("sandbox", sandbox)):
+                data_dir = root / f"{mode}-{number}"
+                data_dir.mkdir()
+                passages, total, parsing = await ingest_once(files, model, parser, data_dir)
+                rates[mode].append(passages / total)
+                parse_ms[mode].append(parsing * 1000 / len(files))
+                rate = passages / total
+                say(f"  round {number + 1} {mode:<8} {passages} passages in {total:.1f} s: {rate:.1f}/s")
+                shutil.rmtree(data_dir)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    say(f"\n{'parsing in':<11} {'passages/s':>10} {'parse ms/document':>17}   (medians of {rounds} rounds)")
+    for mode in rates:
+        say(f"{mode:<11} {np.median(rates[mode]):>10.1f} {np.median(parse_ms[mode]):>17.1f}")
+    ratio = np.median(rates["sandbox"]) / np.median(rates["threads"])
+    say(f"sandbox / threads: {ratio:.3f} of the passages/s")
 
 
 # -- main ---------------------------------------------------------------------------------------------------
@@ -656,7 +762,13 @@ def main() -> None:
     parser.add_argument("--doc-chunks", type=int, default=1000, help="chunks per document (a transaction)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads; 0: all cores")
     parser.add_argument("--seed", type=int, default=6)
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--ingest", nargs="+", type=Path, metavar="PATH", help="files or folders: ingestion")
+    parser.add_argument("--rounds", type=int, default=3, help="with --ingest: rounds of each mode")
+    args = parser.parse_args()
+    if args.ingest:
+        asyncio.run(ingest_bench(args.ingest, args.rounds, args.threads))
+    else:
+        asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

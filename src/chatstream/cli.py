@@ -96,7 +96,7 @@ async def ingest(settings: Settings, paths: list[Path], username: str, session_i
                     bar.total = total
                     bar.update(done - bar.n)
 
-                await docs.index_document(document, on_progress=progress)
+                await services.ingestion.index_document(document, on_progress=progress)
             final = await docs.get(user.id, document.id)
             if final.status == "ready":
                 sys.stdout.write(f"{path}: ready, {final.chunks} passages\n")
@@ -116,11 +116,11 @@ async def reindex(settings: Settings) -> int:
 
     services = await Services.start(settings, serving=False)
     try:
-        docs = services.documents
-        queued = await docs.reindex()
+        queued = await services.documents.reindex()
+        ingestion = services.ingestion
         with tqdm(total=queued, desc="documents", unit="doc") as bar:
-            while (document := await docs.claim_next()) is not None:
-                await docs.index_document(document)
+            while (document := await ingestion.claim_next()) is not None:
+                await ingestion.index_document(document)
                 bar.update(1)
     finally:
         await services.close()

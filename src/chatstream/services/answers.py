@@ -38,8 +38,8 @@ from chatstream.providers.registry import ModelRegistry
 from chatstream.services.batching import GroupCommit
 from chatstream.services.chats import require_owned, title_from
 from chatstream.services.context import build_context, documents_prompt
-from chatstream.services.documents import DocumentService, Retrieved
 from chatstream.services.periodic import every
+from chatstream.services.retrieval import RetrievalService, Retrieved
 from chatstream.stores import chats
 from chatstream.stores.models import Message, utcnow
 from chatstream.streaming import frames
@@ -113,10 +113,10 @@ class AnswerService:
         models: ModelRegistry,
         bus: AnswerBus | None = None,
         instance_id: str | None = None,
-        documents: DocumentService | None = None,
+        retrieval: RetrievalService | None = None,
     ) -> None:
         self._settings = settings
-        self._documents = documents
+        self._retrieval = retrieval
         self._sessions = sessions
         self._models = models
         self._bus = bus
@@ -241,9 +241,9 @@ class AnswerService:
         return answer
 
     async def _retrieve(self, user_id: int, session_id: str | None, question: str) -> Retrieved:
-        if self._documents is None:
+        if self._retrieval is None:
             raise UnknownModel(f"modelType {DOCUMENTS_ALIAS!r} (chat over your documents) is not enabled")
-        return await self._documents.retrieve(user_id, session_id, question, k=self._settings.rag_top_k)
+        return await self._retrieval.retrieve(user_id, session_id, question, k=self._settings.rag_top_k)
 
     async def complete(self, answer: Answer) -> str:
         """Waits for the whole answer (the non-stream routes); its text, or the error."""

@@ -19,7 +19,10 @@ from chatstream.services.accounts import AccountService
 from chatstream.services.answers import AnswerService
 from chatstream.services.chats import ChatService
 from chatstream.services.documents import DocumentService
+from chatstream.services.ingestion import IngestionService
 from chatstream.services.mailer import ConsoleMailer, Mailer, SmtpMailer
+from chatstream.services.retrieval import RetrievalService
+from chatstream.services.sandbox import Sandbox
 from chatstream.stores.answer_bus_redis import RedisAnswerBus
 from chatstream.stores.db import create_engine, migrate, session_factory
 from chatstream.stores.search_index import SearchIndex
@@ -71,6 +74,8 @@ class Services:
     chats: ChatService
     answers: AnswerService
     documents: DocumentService
+    ingestion: IngestionService
+    retrieval: RetrievalService
     bus: RedisAnswerBus | None
 
     @classmethod
@@ -102,20 +107,28 @@ class Services:
                 instance_ttl_s=settings.instance_ttl_s,
                 ping=frames.PING,
             )
+        # Parsers of uploaded files run in sandboxed children, forked from a fork server that has them
+        # loaded (and what the `chatstream` console script imports, which children run again).
+        sandbox = Sandbox(preload=["chatstream.cli", "chatstream.services.sandbox", "chatstream.rag.parsing"])
         documents = DocumentService(
             settings=settings,
             sessions=sessions,
             embedder=make_embedder(settings),
             index=SearchIndex.for_dialect(engine.dialect.name),
+            sandbox=sandbox,
             instance_id=instance_id,
         )
+        ingestion = IngestionService(
+            settings=settings, sessions=sessions, documents=documents, sandbox=sandbox
+        )
+        retrieval = RetrievalService(settings=settings, sessions=sessions, documents=documents)
         answers = AnswerService(
             settings=settings,
             sessions=sessions,
             models=models,
             bus=bus,
             instance_id=instance_id,
-            documents=documents,
+            retrieval=retrieval,
         )
         if bus is not None and serving:
             await bus.start(on_stop=answers.stop_local)
@@ -123,7 +136,7 @@ class Services:
             await bus.start_liveness()
         if serving:
             await answers.start_tickers()
-            await documents.start_workers(bus.live_instances if bus is not None else None)
+            await ingestion.start(bus.live_instances if bus is not None else None)
         return cls(
             settings=settings,
             engine=engine,
@@ -140,6 +153,8 @@ class Services:
             chats=ChatService(sessions),
             answers=answers,
             documents=documents,
+            ingestion=ingestion,
+            retrieval=retrieval,
             bus=bus,
         )
 
@@ -157,6 +172,7 @@ class Services:
 
     async def close(self) -> None:
         await self.answers.shutdown()
+        await self.ingestion.close()
         await self.documents.close()
         if self.bus is not None:
             await self.bus.close()

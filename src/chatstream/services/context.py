@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chatstream.providers.base import ChatMessage
-from chatstream.services.documents import Source
+from chatstream.services.retrieval import Source
 from chatstream.stores.models import Message
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatstream.stores.models import Document, DocumentChunk, utcnow
@@ -41,17 +41,46 @@ async def list_for_user(db: AsyncSession, user_id: int) -> Sequence[Document]:
     return found.all()
 
 
-async def claim_next(db: AsyncSession, worker: str) -> Document | None:
-    """Takes the oldest queued document for `worker`; None when none is queued (or another took it)."""
-    oldest = await db.scalar(
-        select(Document.id).where(Document.status == "queued").order_by(Document.created_at).limit(1)
-    )
-    if oldest is None:
-        return None
+async def claim_next(db: AsyncSession, worker: str, max_attempts: int) -> Document | None:
+    """Takes the next queued document for `worker`; None when none is queued (or another took it).
+
+    Documents whose indexing was cut off before (their worker died) go after fresh ones, and one
+    claimed `max_attempts` times already fails instead: it must not be queued again forever.
+    """
+    while True:
+        found = (
+            await db.execute(
+                select(Document.id, Document.attempts)
+                .where(Document.status == "queued")
+                .order_by(Document.attempts, Document.created_at)
+                .limit(1)
+            )
+        ).first()
+        if found is None:
+            return None
+        oldest, attempts = found
+        if attempts < max_attempts:
+            break
+        await db.execute(
+            update(Document)
+            .where(Document.id == oldest, Document.status == "queued")
+            .values(
+                status="failed",
+                error=f"indexing was started {attempts} times and never finished; upload it again to retry",
+                worker=None,
+                updated_at=utcnow(),
+            )
+        )
     claimed = await db.execute(
         update(Document)
         .where(Document.id == oldest, Document.status == "queued")
-        .values(status="indexing", worker=worker, progress=0.0, updated_at=utcnow())
+        .values(
+            status="indexing",
+            worker=worker,
+            progress=0.0,
+            attempts=Document.attempts + 1,
+            updated_at=utcnow(),
+        )
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -63,7 +92,14 @@ async def claim(db: AsyncSession, document_id: str, worker: str) -> bool:
     claimed = await db.execute(
         update(Document)
         .where(Document.id == document_id, Document.status.in_(("queued", "failed")))
-        .values(status="indexing", worker=worker, error=None, progress=0.0, updated_at=utcnow())
+        .values(
+            status="indexing",
+            worker=worker,
+            error=None,
+            progress=0.0,
+            attempts=Document.attempts + 1,
+            updated_at=utcnow(),
+        )
     )
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
@@ -73,7 +109,7 @@ async def requeue_all(db: AsyncSession) -> int:
     await db.execute(delete(DocumentChunk))
     queued = await db.execute(
         update(Document).values(
-            status="queued", error=None, progress=0.0, chunks=0, worker=None, updated_at=utcnow()
+            status="queued", error=None, progress=0.0, chunks=0, worker=None, attempts=0, updated_at=utcnow()
         )
     )
     return int(queued.rowcount)  # type: ignore[attr-defined]
@@ -116,11 +152,21 @@ async def mark_failed(db: AsyncSession, document_id: str, reason: str) -> None:
     )
 
 
-async def requeue(db: AsyncSession, document_id: str) -> None:
+async def requeue(db: AsyncSession, document_id: str, *, retry: bool) -> None:
+    """Back to the queue: a user's `retry` starts its attempts afresh; otherwise (a shutdown cut the
+    attempt short, no fault of the document's) the attempt is not counted."""
     await db.execute(
         update(Document)
         .where(Document.id == document_id)
-        .values(status="queued", error=None, progress=0.0, chunks=0, worker=None, updated_at=utcnow())
+        .values(
+            status="queued",
+            error=None,
+            progress=0.0,
+            chunks=0,
+            worker=None,
+            attempts=0 if retry else Document.attempts - 1,
+            updated_at=utcnow(),
+        )
     )
 
 
@@ -146,9 +192,25 @@ async def indexing_workers(db: AsyncSession) -> set[str | None]:
     return set(found.all())
 
 
-async def chunk_ids(db: AsyncSession, document_id: str) -> list[int]:
-    found = await db.scalars(select(DocumentChunk.id).where(DocumentChunk.document_id == document_id))
-    return list(found.all())
+async def insert_chunks(db: AsyncSession, document: Document, chunks: Sequence[NewChunk]) -> list[int]:
+    """Adds a document's passages; their ids, in order."""
+    ids = await db.scalars(
+        insert(DocumentChunk).returning(DocumentChunk.id, sort_by_parameter_order=True),
+        [
+            {
+                "document_id": document.id,
+                "user_id": document.user_id,
+                "session_id": document.session_id,
+                "ordinal": c.ordinal,
+                "section": c.section,
+                "text": c.text,
+                "tokens": c.tokens,
+                "terms": c.terms,
+            }
+            for c in chunks
+        ],
+    )
+    return list(ids.all())
 
 
 async def chunks_of(db: AsyncSession, document_id: str) -> Sequence[DocumentChunk]:
@@ -200,5 +262,6 @@ async def has_chunks(db: AsyncSession, user_id: int, session_id: str | None) -> 
     return found is not None
 
 
-async def delete_document_row(db: AsyncSession, document_id: str) -> None:
+async def delete_document(db: AsyncSession, document_id: str) -> None:
+    """The row, its passages (foreign key cascade) and their index entries (stores.search_index)."""
     await db.execute(delete(Document).where(Document.id == document_id))

@@ -138,6 +138,9 @@ class Document(Base):
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     embedding_model: Mapped[str] = mapped_column(String(128), default="")
     worker: Mapped[str | None] = mapped_column(String(32))  # the instance indexing it
+    # Claims so far: a document whose indexing never finishes (its worker or instance died each
+    # time) fails after CHATSTREAM_DOCUMENT_MAX_ATTEMPTS instead of being queued again forever.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -79,7 +79,8 @@ class SearchIndex:
     async def add(self, db: AsyncSession, chunks: Sequence[IndexedChunk], terms: Sequence[str]) -> None:
         raise NotImplementedError
 
-    async def remove(self, db: AsyncSession, chunk_ids: Sequence[int]) -> None:
+    async def remove_orphans(self, db: AsyncSession) -> int:
+        """Deletes index entries whose passage is gone (left by older versions); how many."""
         raise NotImplementedError
 
     async def nearest(
@@ -116,7 +117,20 @@ class SqliteIndex(SearchIndex):
             )
         )
 
+        # Virtual tables take no foreign keys: a trigger removes a passage's entries with its row,
+        # whatever deletes it (the document, its session or its user, by cascade), in the same
+        # transaction. Without it, entries outlive their passage and a later passage that reuses the
+        # id can't be indexed.
+        await db.execute(
+            text(
+                "CREATE TRIGGER IF NOT EXISTS document_chunk_unindex AFTER DELETE ON document_chunk "
+                "BEGIN DELETE FROM chunk_vec WHERE chunk_id = OLD.id; "
+                "DELETE FROM chunk_fts WHERE rowid = OLD.id; END"
+            )
+        )
+
     async def drop(self, db: AsyncSession) -> None:
+        await db.execute(text("DROP TRIGGER IF EXISTS document_chunk_unindex"))
         await db.execute(text("DROP TABLE IF EXISTS chunk_vec"))
         await db.execute(text("DROP TABLE IF EXISTS chunk_fts"))
 
@@ -135,12 +149,11 @@ class SqliteIndex(SearchIndex):
             [{"c": c.chunk_id, "t": t} for c, t in zip(chunks, terms, strict=True)],
         )
 
-    async def remove(self, db: AsyncSession, chunk_ids: Sequence[int]) -> None:
-        # vec0 and FTS5 deletes are per row anyway; executemany keeps it one round trip.
-        if chunk_ids:
-            params = [{"c": c} for c in chunk_ids]
-            await db.execute(text("DELETE FROM chunk_vec WHERE chunk_id = :c"), params)
-            await db.execute(text("DELETE FROM chunk_fts WHERE rowid = :c"), params)
+    async def remove_orphans(self, db: AsyncSession) -> int:
+        gone = "NOT IN (SELECT id FROM document_chunk)"
+        vectors = await db.execute(text(f"DELETE FROM chunk_vec WHERE chunk_id {gone}"))
+        terms = await db.execute(text(f"DELETE FROM chunk_fts WHERE rowid {gone}"))
+        return max(int(vectors.rowcount), int(terms.rowcount))  # type: ignore[attr-defined]
 
     async def nearest(
         self, db: AsyncSession, user_id: int, session_id: str | None, vector: Vector, k: int
@@ -258,14 +271,8 @@ class PostgresIndex(SearchIndex):
             ],
         )
 
-    async def remove(self, db: AsyncSession, chunk_ids: Sequence[int]) -> None:
-        if chunk_ids:
-            await db.execute(
-                text("DELETE FROM chunk_vector WHERE chunk_id IN :ids").bindparams(
-                    bindparam("ids", expanding=True)
-                ),
-                {"ids": list(chunk_ids)},
-            )
+    async def remove_orphans(self, db: AsyncSession) -> int:
+        return 0  # chunk_vector's foreign key deletes its rows with their passage: none can be left
 
     async def nearest(
         self, db: AsyncSession, user_id: int, session_id: str | None, vector: Vector, k: int

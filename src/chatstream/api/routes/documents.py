@@ -90,7 +90,7 @@ async def search(body: SearchBody, user: CurrentUser, services: ServicesDep) -> 
     """The passages of your documents that best match `query`: what a document answer would cite."""
     if body.session_id is not None:
         await services.chats.require(user.user_id, body.session_id)
-    found = await services.documents.retrieve(
+    found = await services.retrieval.retrieve(
         user.user_id, body.session_id, body.query, k=body.k, mode=body.mode
     )
     extra = {"note": found.note} if found.note else {}

@@ -61,11 +61,11 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
             "# TYPE chatstream_local_model_tokens_total counter",
             *(f'chatstream_local_model_tokens_total{{model="{i}"}} {s["tokens"]}' for i, s in local),
         ]
-    docs = services.documents
+    ingestion = services.ingestion
     lines += [
         "# HELP chatstream_document_chunks_indexed_total Passages this instance has indexed.",
         "# TYPE chatstream_document_chunks_indexed_total counter",
-        f"chatstream_document_chunks_indexed_total {docs.indexed_chunks}",
+        f"chatstream_document_chunks_indexed_total {ingestion.indexed_chunks}",
     ]
     if services.bus is not None:
         lines += [
