@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -11,31 +10,15 @@ from fastapi.responses import JSONResponse
 from chatstream.api.deps import CurrentUser, ServicesDep
 from chatstream.api.envelope import ok
 from chatstream.errors import InvalidParams
-from chatstream.schemas.documents import SearchBody
+from chatstream.schemas.documents import ChunkPublic, DocumentPublic, SearchBody
 from chatstream.stores.models import Document
 
 router = APIRouter(tags=["documents"])
 UPLOAD_PATHS = ("/AI/documents", "/file/upload")
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
-def document_wire(d: Document) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "name": d.name,
-        "kind": d.kind,
-        "size": d.size,
-        "status": d.status,
-        "progress": d.progress,
-        "chunks": d.chunks,
-        "error": d.error,
-        "sessionId": d.session_id,
-        "createdAt": _iso(d.created_at),
-        "updatedAt": _iso(d.updated_at),
-    }
+def document_wire(document: Document) -> dict[str, Any]:
+    return DocumentPublic.model_validate(document).model_dump(mode="json")
 
 
 async def _upload(
@@ -107,12 +90,7 @@ async def get_document(document_id: str, user: CurrentUser, services: ServicesDe
 async def chunks(document_id: str, user: CurrentUser, services: ServicesDep) -> JSONResponse:
     """A document's passages, in order, with their section paths."""
     found = await services.documents.chunks(user.user_id, document_id)
-    return ok(
-        chunks=[
-            {"id": c.id, "ordinal": c.ordinal, "section": c.section, "text": c.text, "tokens": c.tokens}
-            for c in found
-        ]
-    )
+    return ok(chunks=[ChunkPublic.model_validate(c).model_dump(mode="json") for c in found])
 
 
 @router.delete("/AI/documents/{document_id}")
