@@ -5,14 +5,17 @@ that started it is only its first reader, and a client that goes away does not s
 The service also runs small tickers for all answers at once: the checkpointer (saves the
 text of every answer in progress about once a second, in one statement), the heartbeat
 (nudges logs that have been quiet, so their readers send `: ping`) and, with Redis, the
-recovery of answers left `streaming` by instances that died. With Redis (`bus`), answers
-can be followed and stopped from any instance (stores/answer_bus_redis.py).
+recovery of answers left `streaming` by instances that died (services/recovery.py). With a
+journal (streaming/journal.py) every frame is in a file before a reader gets it, so a crash
+loses no text a client was sent. With Redis (`bus`), answers can be followed and stopped from
+any instance (stores/answer_bus_redis.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -39,10 +42,12 @@ from chatstream.services.batching import GroupCommit
 from chatstream.services.chats import require_owned, title_from
 from chatstream.services.context import build_context, documents_prompt
 from chatstream.services.periodic import every
+from chatstream.services.recovery import journal_context, recover_cut_off_answers
 from chatstream.services.retrieval import RetrievalService, Retrieved
 from chatstream.stores import chats
 from chatstream.stores.models import Message, utcnow
 from chatstream.streaming import frames
+from chatstream.streaming.journal import Journal, journal_dir
 from chatstream.streaming.log import AnswerLog
 from chatstream.streaming.relay import relay
 from chatstream.streaming.run import AnswerRun
@@ -67,6 +72,8 @@ class AnswerBus(Protocol):
     async def request_stop(self, session_id: str) -> bool: ...
 
     async def live_instances(self, candidates: set[str]) -> set[str]: ...
+
+    async def mirrored_frames(self, session_ids: list[str], owner: str) -> dict[str, bytes]: ...
 
 
 @dataclass(slots=True)
@@ -113,6 +120,7 @@ class AnswerService:
         models: ModelRegistry,
         bus: AnswerBus | None = None,
         instance_id: str | None = None,
+        journal: Journal | None = None,
         retrieval: RetrievalService | None = None,
     ) -> None:
         self._settings = settings
@@ -120,6 +128,7 @@ class AnswerService:
         self._sessions = sessions
         self._models = models
         self._bus = bus
+        self._journal = journal
         self.instance_id = instance_id or uuid.uuid4().hex
         self._answers: dict[str, Answer] = {}  # by session id: the running or recently finished answer
         self._in_flight: dict[int, int] = {}  # by user id: answers running
@@ -145,21 +154,15 @@ class AnswerService:
     async def recover_abandoned(self) -> int:
         """Answers left `streaming` by an instance that is gone become `interrupted`.
 
-        With Redis an instance is gone when its liveness key has expired; without Redis this
-        server is taken to be the only instance, so every other owner is gone.
+        Their text is restored from the journal the instance left in this data dir, or, with
+        Redis, from what it mirrored there, when that holds more than the last checkpoint.
         """
-        async with self._sessions() as db:
-            owners = await chats.streaming_owners(db)
-        others = {o for o in owners if o != self.instance_id}
-        if self._bus is not None and others:
-            others -= set(await self._bus.live_instances({o for o in others if o is not None}))
-        if not others:
-            return 0
-        async with self._sessions.begin() as db:
-            cut = await chats.mark_interrupted(db, others)
-        if cut:
-            log.warning("%d answers cut off by a stopped instance are marked interrupted", cut)
-        return cut
+        return await recover_cut_off_answers(
+            self._sessions,
+            instance_id=self.instance_id,
+            journals=journal_dir(self._settings.data_dir),
+            mirror=self._bus,
+        )
 
     async def start(
         self,
@@ -216,13 +219,18 @@ class AnswerService:
             budget_tokens=self._settings.context_budget_tokens,
             documents=documents_prompt(retrieved.sources, retrieved.note) if retrieved else None,
         )
-        answer_log = AnswerLog()
+        if self._journal is None:
+            answer_log = AnswerLog()
+        else:  # with the turn, so that a crash before its rows are saved loses neither
+            answer_log = self._journal.new_log(sid, journal_context(turn))
         if new:
             answer_log.append(frames.data(1, {"sessionId": sid}))
         if retrieved is not None:
             answer_log.append(frames.data(answer_log.next_seq, sources_frame(retrieved)))
         # The rows are written while the model is asked: the database is not on the way to the first token.
         row_id = asyncio.ensure_future(self._turns.submit(turn))
+        if self._journal is not None:
+            row_id.add_done_callback(functools.partial(self._row_saved, answer_log))
         run = AnswerRun(
             provider=model.provider, messages=messages, log=answer_log, writer=self, row_id=row_id
         )
@@ -232,6 +240,8 @@ class AnswerService:
         self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
         task.add_done_callback(lambda _t: self._ended(answer))
         if self._bus is not None:
+            # Mirrored at once, as far as visible: the journal's write, scheduled at the first
+            # append above, runs before the mirror's task wakes up.
             self._bus.track(sid, answer_log)
         try:
             await asyncio.shield(run.opened)
@@ -239,6 +249,11 @@ class AnswerService:
             await asyncio.shield(task)  # the refusal is saved before the client hears of it
             raise refusal(exc, sid) from exc
         return answer
+
+    def _row_saved(self, answer_log: AnswerLog, row_id: asyncio.Future[int]) -> None:
+        """The journal notes the answer's row, where a crash's replay will put its text."""
+        if self._journal is not None and not row_id.cancelled() and row_id.exception() is None:
+            self._journal.row_saved(answer_log, row_id.result())
 
     async def _retrieve(self, user_id: int, session_id: str | None, question: str) -> Retrieved:
         if self._retrieval is None:
@@ -428,13 +443,17 @@ class AnswerService:
                     answer_log.nudge()
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
-        """Marks answers still running as interrupted and saves them."""
+        """Marks answers still running as interrupted and saves them; closes the journal."""
         running = [a for a in self._answers.values() if not a.task.done()]
         for answer in running:
             answer.run.stop_status = "interrupted"
             answer.task.cancel()
         if running:
             await asyncio.wait([a.task for a in running], timeout=grace_s)
+        if self._journal is not None:
+            # Every answer ended and saved: the journal holds nothing the database lacks.
+            saved = self._journal.open_answers == 0 and all(a.run.saved for a in self._answers.values())
+            self._journal.close(delete=saved)
         for ticker in self._tickers:
             ticker.cancel()
         for ticker in self._tickers:

@@ -27,6 +27,7 @@ from chatstream.stores.answer_bus_redis import RedisAnswerBus
 from chatstream.stores.db import create_engine, migrate, session_factory
 from chatstream.stores.search_index import SearchIndex
 from chatstream.streaming import frames
+from chatstream.streaming.journal import open_journal
 
 log = logging.getLogger("chatstream")
 
@@ -128,6 +129,7 @@ class Services:
             models=models,
             bus=bus,
             instance_id=instance_id,
+            journal=open_journal(settings, instance_id) if serving else None,
             retrieval=retrieval,
         )
         if bus is not None and serving:

@@ -4,9 +4,12 @@
   Every `flush_s` (and at once when an answer starts or ends) one pipelined XADD per changed
   answer appends the frames since the last one as a single entry: field `f` is the
   concatenated frames, `s` the first frame's number, and the entry id `0-{last frame
-  number}`, so `XREAD` after `0-{n}` resumes after frame n. The last entry carries `end`;
-  the stream then expires after the retention time.
+  number}`, so `XREAD` after `0-{n}` resumes after frame n. The first entry carries `o`, the
+  instance writing the answer; the last carries `end`, and the stream then expires after the
+  retention time. Only visible frames are mirrored (with a journal, those already in its file).
   The local memory log stays the source of truth: the owner's readers never touch Redis.
+- Recovery: an instance that died mid-answer left its frames in the stream, up to its last
+  flush; `mirrored_frames` gives them to the instance that marks the answer `interrupted`.
 - Stop: `PUBLISH chatstream:stop {session}`; the instance running that answer cancels it.
 - Liveness: each instance keeps `chatstream:instance:{id}` alive, so the others can tell an
   answer left `streaming` by a dead instance from one still being written.
@@ -43,9 +46,10 @@ def instance_key(instance_id: str) -> str:
 
 
 class FrameLog(Protocol):
-    """An answer's frames as streaming.log.AnswerLog keeps them."""
+    """An answer's frames as streaming.log.AnswerLog keeps them: `frames[:visible]` may be read."""
 
     frames: list[bytes]
+    visible: int
     closed: bool
 
 
@@ -139,13 +143,15 @@ class RedisAnswerBus:
                 # A new answer (or a rewrite): the stream of an earlier answer in this session must
                 # go, or its higher entry ids would make these XADDs look done already.
                 pipe.delete(key)
-            end = len(answer_log.frames)
-            closed = answer_log.closed
+            end = answer_log.visible
+            closed = answer_log.closed  # only once every frame is visible
             if end > mirrored.published:
-                fields = {
+                fields: dict[str, bytes | int | str] = {
                     "f": b"".join(answer_log.frames[mirrored.published : end]),
                     "s": mirrored.published + 1,
                 }
+                if mirrored.published == 0:
+                    fields["o"] = self._instance_id
                 if closed:
                     fields["end"] = 1
                 pipe.xadd(key, fields, id=f"0-{end}", maxlen=self._max_entries, approximate=True)
@@ -222,6 +228,25 @@ class RedisAnswerBus:
         """Whether the answer is over with nothing after frame `seen` (or its stream is gone)."""
         last = await self._redis.xrevrange(key, count=1)
         return not last or (b"end" in last[0][1] and int(last[0][0].split(b"-")[1]) <= seen)
+
+    async def mirrored_frames(self, session_ids: list[str], owner: str) -> dict[str, bytes]:
+        """The frames `owner` mirrored of its answer in each of these sessions, from the first one.
+
+        A session is left out when its stream is gone, holds another instance's answer, or lost
+        its first entries to the length cap. What the owner wrote after its last flush (at most
+        `flush_s`) is not there.
+        """
+        pipe = self._redis.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.xrange(answer_key(session_id))
+        found: dict[str, bytes] = {}
+        for session_id, entries in zip(session_ids, await pipe.execute(), strict=True):
+            if not entries:
+                continue
+            first = entries[0][1]
+            if first.get(b"o") == owner.encode() and int(first[b"s"]) == 1:
+                found[session_id] = b"".join(fields[b"f"] for _, fields in entries)
+        return found
 
     # -- stop ----------------------------------------------------------------------------------
 

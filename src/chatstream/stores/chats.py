@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Boolean, ColumnElement, Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatstream.stores.models import ChatSession, Message, utcnow
@@ -215,6 +227,87 @@ async def streaming_owners(db: AsyncSession) -> set[str | None]:
     """The instances that have answers marked `streaming`."""
     found = await db.scalars(select(Message.owner).where(Message.status == "streaming").distinct())
     return set(found.all())
+
+
+RESTORE_CHUNK = 500  # answers per statement: well inside every database's limit on parameters
+
+
+async def streaming_answers(db: AsyncSession, owners: set[str]) -> list[tuple[str, str, int]]:
+    """(owner, session id, message id) of the answers these instances left `streaming`, oldest first."""
+    if not owners:
+        return []
+    found = await db.execute(
+        select(MESSAGES.c.owner, MESSAGES.c.session_id, MESSAGES.c.id)
+        .where(MESSAGES.c.status == "streaming", MESSAGES.c.owner.in_(owners))
+        .order_by(MESSAGES.c.id)
+    )
+    return [(owner, session_id, message_id) for owner, session_id, message_id in found.all()]
+
+
+async def newest_answers(db: AsyncSession, owner: str, session_ids: list[str]) -> dict[str, tuple[int, str]]:
+    """By session, the id and status of the newest answer this instance wrote there."""
+    newest: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(session_ids), RESTORE_CHUNK):
+        found = await db.execute(
+            select(MESSAGES.c.session_id, MESSAGES.c.id, MESSAGES.c.status)
+            .where(
+                MESSAGES.c.owner == owner,
+                MESSAGES.c.role == "assistant",
+                MESSAGES.c.session_id.in_(session_ids[start : start + RESTORE_CHUNK]),
+            )
+            .order_by(MESSAGES.c.id)
+        )
+        newest |= {session_id: (message_id, status) for session_id, message_id, status in found}
+    return newest
+
+
+async def add_lost_turns(db: AsyncSession, turns: list[NewTurn]) -> dict[str, int]:
+    """Stores turns that a dead instance started but had not saved; by session, each answer's id.
+
+    A turn in a session that is gone meanwhile (deleted) is left out; an existing session is not
+    created again.
+    """
+    existing = set(
+        await db.scalars(select(SESSIONS.c.id).where(SESSIONS.c.id.in_([t.session_id for t in turns])))
+    )
+    kept = [
+        replace(t, title=None) if t.session_id in existing else t
+        for t in turns
+        if t.session_id in existing or t.title is not None
+    ]
+    if not kept:
+        return {}
+    ids = await add_turns(db, kept)
+    return {turn.session_id: message_id for turn, message_id in zip(kept, ids, strict=True)}
+
+
+async def restore_text(db: AsyncSession, texts: dict[int, str]) -> int:
+    """Saves the text a dead instance's journal (or mirror) kept of answers, by message id.
+
+    A text goes to an answer still `streaming` (mark it `interrupted` in the same transaction) or
+    marked `interrupted` already with less text (by a recovery that had less to go on), and only
+    when it is longer than what the answer holds. Returns how many answers got text.
+    """
+    message_ids = list(texts)
+    restored = []
+    for start in range(0, len(message_ids), RESTORE_CHUNK):
+        found = await db.execute(
+            select(MESSAGES.c.id, MESSAGES.c.status, func.length(MESSAGES.c.content)).where(
+                MESSAGES.c.id.in_(message_ids[start : start + RESTORE_CHUNK])
+            )
+        )
+        for message_id, status, length in found:
+            text = texts[message_id]
+            if status in ("streaming", "interrupted") and len(text) > (length or 0):
+                restored.append({"message_id": message_id, "restored": text})
+    if restored:
+        await db.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == bindparam("message_id"))
+            .values(content=bindparam("restored"), updated_at=utcnow()),
+            restored,
+        )
+    return len(restored)
 
 
 async def mark_interrupted(db: AsyncSession, owners: set[str | None]) -> int:

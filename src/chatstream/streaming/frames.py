@@ -28,3 +28,17 @@ def error(seq: int, code: int, message: str) -> bytes:
 
 def done(seq: int) -> bytes:
     return b"id: %d\ndata: [DONE]\n\n" % seq
+
+
+def text_of(blob: bytes) -> str:
+    """The answer's text in concatenated frames: their delta contents, in order.
+
+    For rebuilding an answer from a journal or a mirror, never on the per-token path. A frame
+    never holds a blank line (JSON escapes newlines), so the blank lines split them.
+    """
+    parts: list[str] = []
+    for frame in blob.split(b"\n\n"):
+        _, found, body = frame.partition(b"\ndata: ")
+        if found and body.startswith(b'{"type":"delta"'):
+            parts.append(orjson.loads(body)["content"])
+    return "".join(parts)

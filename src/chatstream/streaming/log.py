@@ -1,6 +1,15 @@
 """The frame log of one answer: the run appends encoded frames, readers replay and follow.
 
-Frame n (the SSE `id:`) is `frames[n - 1]`. Each waiting reader has a future of its own
+Frame n (the SSE `id:`) is `frames[n - 1]`. Readers may send `frames[:visible]` only. Without
+a journal an appended frame is visible at once; with one (streaming/journal.py) it becomes
+visible once the journal has written it to its file, which happens for all answers together
+once per event-loop iteration: no reader, here or on another instance, ever has a frame that
+a crash could take back.
+
+Readers are woken at the append all the same, which costs no extra loop iteration: the first
+pending append of an iteration schedules the journal's write (`call_soon`) before it wakes
+anyone, and the loop runs callbacks in the order they were scheduled, so every reader it wakes
+runs after the write that makes its frames visible. Each waiting reader has a future of its own
 (a shared one would be cancelled for everybody when one reader goes away).
 """
 
@@ -8,15 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
+
+
+class FrameJournal(Protocol):
+    """Where frames go before any reader has them (streaming/journal.py's Journal)."""
+
+    def enqueue(self, answer_log: AnswerLog) -> None:
+        """The log has frames (or its end) to write; the journal calls `publish()` once it has."""
 
 
 class AnswerLog:
-    __slots__ = ("_waiters", "closed", "frames", "last_activity")
+    __slots__ = ("_journal", "_waiters", "closed", "ending", "frames", "last_activity", "pending", "visible")
 
-    def __init__(self) -> None:
+    def __init__(self, journal: FrameJournal | None = None) -> None:
         self.frames: list[bytes] = []
-        self.closed = False
+        self.visible = 0  # frames[:visible] may be sent
+        self.ending = False  # close() was called
+        self.closed = False  # ended, and every frame is visible: readers drain and stop
+        self.pending = False  # frames or the end wait for the journal
         self.last_activity = time.monotonic()
+        self._journal = journal
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
@@ -24,20 +45,39 @@ class AnswerLog:
         return len(self.frames) + 1
 
     def append(self, frame: bytes) -> None:
+        # THE per-token call: with a journal, a flag more (the write is batched per iteration).
         self.frames.append(frame)
+        if self._journal is None:
+            self.visible = len(self.frames)
+        elif not self.pending:
+            self.pending = True
+            self._journal.enqueue(self)  # before the wake-up: see the module's docstring
         self._wake()
 
     def close(self) -> None:
         """No frame will follow; readers drain what is there and end."""
-        self.closed = True
+        self.ending = True
+        if self._journal is None:
+            self.closed = True
+        elif not self.pending:
+            self.pending = True
+            self._journal.enqueue(self)
         self._wake()
+
+    def publish(self) -> None:
+        """The journal has every frame (and the end, if any): readers may have them."""
+        self.pending = False
+        self.visible = len(self.frames)
+        self.closed = self.ending
+        if self._waiters:  # readers woken at the append are still on their way: no need
+            self._wake()
 
     def nudge(self) -> None:
         """Wake readers with nothing new, so they send a heartbeat."""
         self._wake()
 
     async def wait(self) -> None:
-        """Until the next append, close or nudge."""
+        """Until frames become visible, or the log closes or is nudged."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         await waiter

@@ -1,8 +1,9 @@
 """What a stream route sends: a log's frames after a sequence number, then live ones.
 
-Frames that piled up while the reader was busy go out in one write. The heartbeat is
-not timed here (a timer per reader per frame costs more than the frame): the answer
-service's ticker nudges logs that have been quiet for the heartbeat interval.
+Only visible frames are sent (`log.visible`: with a journal, those already in its file). Frames
+that piled up while the reader was busy go out in one write. The heartbeat is not timed here
+(a timer per reader per frame costs more than the frame): the answer service's ticker nudges
+logs that have been quiet for the heartbeat interval.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ async def relay(log: AnswerLog, after: int = 0) -> AsyncIterator[bytes]:
     cursor = max(after, 0)
     frames = log.frames
     while True:
-        end = len(frames)
+        end = log.visible
         if cursor < end:
             yield frames[cursor] if end - cursor == 1 else b"".join(frames[cursor:end])
             cursor = end
@@ -25,5 +26,5 @@ async def relay(log: AnswerLog, after: int = 0) -> AsyncIterator[bytes]:
             return
         else:
             await log.wait()
-            if len(frames) == cursor and not log.closed:
+            if log.visible == cursor and not log.closed:
                 yield PING

@@ -49,6 +49,7 @@ class AnswerRun:
         self.saved_parts = 0  # len(parts) at the last checkpoint
         self.status = "streaming"
         self.error: str | None = None
+        self.saved = False  # the final save went through
         # Resolved once the provider accepted the request, or with its refusal.
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stop_status = "stopped"  # what a cancellation means: stopped, or interrupted at shutdown
@@ -98,6 +99,7 @@ class AnswerRun:
             # Shielded: a stop arriving now must not cancel the save itself.
             message_id = await asyncio.shield(self.row_id)
             await asyncio.shield(self.writer.finish(message_id, self.text, status, error=error, usage=usage))
+            self.saved = True
         except Exception:
             logger.exception("saving an answer failed")
             status, code, error = "error", ServerBusy.code, "the answer could not be saved"
