@@ -33,7 +33,7 @@ from chatstream.config import Settings
 from chatstream.rag.chunking import chunk
 from chatstream.rag.embeddings import LocalMiniLM, minilm_dir
 from chatstream.rag.extract import UnsupportedFile, detect_kind, extract
-from chatstream.services.documents import embedding_text
+from chatstream.rag.parsing import embedding_text
 
 EN_WORDS = str.split(
     "the of and to in is was for on that with as by at from it this be are an or which have has not "

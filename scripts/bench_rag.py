@@ -77,10 +77,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatstream.cli import document_files
 from chatstream.config import Settings
 from chatstream.rag.embeddings import LocalMiniLM, minilm_dir, normalize
-from chatstream.rag.parsing import parse_document
+from chatstream.rag.parsing import embedding_text, parse_document
 from chatstream.rag.terms import STOPWORDS, cjk_share, search_terms, terms_text
 from chatstream.services.documents import DocumentService, parse_limits
-from chatstream.services.ingestion import IngestionService, embedding_text
+from chatstream.services.ingestion import IngestionService
 from chatstream.services.retrieval import RetrievalService
 from chatstream.services.sandbox import Limits, Sandbox
 from chatstream.stores import documents as store

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 
 import pytest
 
@@ -210,3 +211,40 @@ def test_markdown_document_end_to_end() -> None:
 def test_bad_sizes_are_refused(size: int, overlap: int) -> None:
     with pytest.raises(ValueError, match="size"):
         chunk([text("x")], size=size, overlap=overlap)
+
+
+@pytest.mark.parametrize("run", ["." * 65_536, "!?" * 32_768, "?!." * 20_000 + "\u201d" * 5_000])
+def test_a_run_of_sentence_marks_is_read_once(run: str) -> None:
+    # A greedy `[.!?]+` retried the rest of the run from each mark: 40 KB of dots froze the
+    # server for 20 s, 64 KB took over a minute.
+    started = time.perf_counter()
+    chunks = chunk([text("Before the run. " + run + " after it.")])
+    assert time.perf_counter() - started < 1
+    assert "".join(c.text for c in chunks).replace("\n", "").count(".") >= run.count(".")
+
+
+def test_sentence_marks_end_sentences_as_before() -> None:
+    parts = ["One...", "Two?!", 'Three."', "Four!)", "Five\u2026\u300d", "Six."]
+    assert [c.text for c in chunk([text(" ".join(parts))], size=4, overlap=0)] == parts
+
+
+def test_a_table_whose_header_fills_a_passage_is_cut_without_repeating_it() -> None:
+    # The header went into every part, leaving room for a token or two of rows: a 1,000-column
+    # table of 44 KB made 40,000 passages; one with no rows under its header made none at all.
+    header = "| " + " | ".join(f"h{i}" for i in range(1000)) + " |\n|" + " --- |" * 1000
+    rows = "\n".join("| " + " | ".join(f"r{r}c{i}" for i in range(1000)) + " |" for r in range(20))
+    started = time.perf_counter()
+    chunks = chunk([Block("table", header + "\n" + rows)], size=200, overlap=40)
+    assert time.perf_counter() - started < 2
+    total = count_tokens(header + "\n" + rows)
+    assert len(chunks) <= total // 200 + 25  # a part per passage, plus at most one per line
+    assert sum(len(c.text) for c in chunks) <= len(header) + len(rows) + 25 * 2
+    only_header = chunk([Block("table", header)], size=200, overlap=40)
+    assert " ".join(c.text for c in only_header).split() == header.split()
+
+
+def test_a_small_table_header_is_still_repeated() -> None:
+    header = "| name | value |\n|---|---|"
+    rows = [f"| row{i} | {i} |" for i in range(100)]
+    chunks = chunk([Block("table", header + "\n" + "\n".join(rows))], size=40, overlap=0)
+    assert all(c.text.startswith(header + "\n") for c in chunks)

@@ -127,6 +127,24 @@ def test_a_long_text_is_cut_at_256_tokens(minilm: LocalMiniLM) -> None:
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alpha beta\t\tgamma   delta, epsilon.\n" * 5000,  # words: the first 256 pieces are the same
+        " " * 2_000_000 + "a word after two megabytes of spaces",  # the words after the blanks are kept
+        "x" * 300_000,  # one word longer than WordPiece reads: [UNK]
+    ],
+)
+def test_a_huge_text_is_tokenized_as_a_bounded_one(minilm: LocalMiniLM, text: str) -> None:
+    """The tokenizer holds the GIL for all it is given: it is given no more than can reach the model."""
+    encoder = embeddings._encoder(minilm.max_tokens, minilm.precision)
+    bounded = encoder._bounded(text)
+    assert len(bounded) <= minilm.max_tokens * (embeddings.MAX_WORD_CHARS + 1) < len(text)
+    assert encoder.tokenizer.encode(bounded).ids == encoder.tokenizer.encode(text).ids
+    normal = "A normal passage of a few sentences. " * 20
+    assert encoder._bounded(normal) is normal
+
+
 def test_embedding_leaves_the_event_loop_free(minilm: LocalMiniLM) -> None:
     texts = ["A paragraph of about forty words about nothing in particular, repeated. " * 4] * 64
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import random
 import zipfile
+import zlib
+from pathlib import Path
 
 import pypdf
 import pytest
 
-from chatstream.rag import extract as extract_module
-from chatstream.rag.extract import Block, UnsupportedFile, detect_kind, extract
+from chatstream.rag import kinds
+from chatstream.rag import pdf as pdf_module
+from chatstream.rag.extract import Block, UnsupportedFile, check_content, detect_kind, extract, sniff_kind
+from chatstream.rag.kinds import SNIFF_BYTES
 from tests.support.documents import make_docx, make_html, make_pdf
+
+HOSTILE = Path(__file__).resolve().parent.parent / "data" / "hostile"
 
 MARKDOWN = """\
 ---
@@ -185,7 +193,7 @@ def test_damaged_pdf_is_refused() -> None:
 
 
 def test_pdf_with_too_many_pages_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extract_module, "MAX_PDF_PAGES", 2)
+    monkeypatch.setattr(pdf_module, "MAX_PDF_PAGES", 2)
     assert "long.pdf has 3 pages; at most 2 are supported" in refused(make_pdf(["a", "b", "c"]), "long.pdf")
 
 
@@ -232,6 +240,94 @@ def test_corrupted_files_raise_only_unsupported_file() -> None:
                 assert str(error)
             else:
                 assert blocks
+
+
+# --- sniff_kind (bounded, at upload) and check_content (deep) ----------------------------------------
+
+
+def test_sniffing_text_decodes_a_bounded_prefix_and_checking_decodes_it_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[int] = []
+    as_text = kinds._as_text
+    monkeypatch.setattr(
+        kinds,
+        "_as_text",
+        lambda data, charset, *, final: decoded.append(len(data)) or as_text(data, charset, final=final),
+    )
+    data = "\u00e9t\u00e9 text\n".encode() * 400_000 + b"\xff"  # 5 MB, undecodable at the very end
+    assert sniff_kind(data, "big.txt") == "txt"
+    assert max(decoded) <= SNIFF_BYTES
+    with pytest.raises(UnsupportedFile, match=f"undecodable bytes at offset {len(data) - 1}"):
+        check_content(data, "txt", "big.txt")
+
+
+@pytest.mark.parametrize("shift", range(4))
+def test_a_character_cut_by_the_end_of_the_prefix_is_not_an_error(shift: int) -> None:
+    data = b"a" * (SNIFF_BYTES - shift) + "\u4e2d\U0001d11e".encode() * 100
+    assert sniff_kind(data, "a.md") == "md"
+    utf16 = ("a" * shift + "\U0001d11e" * 40_000).encode("utf-16")  # 4-byte surrogate pairs
+    assert sniff_kind(utf16, "b.md") == "md"
+
+
+def test_sniffing_a_docx_reads_its_directory_and_decompresses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sniffing decompressed something")
+
+    bomb = (HOSTILE / "docx_deflate_bomb_lying.docx").read_bytes()
+    letter = make_docx([("p", "Hello")])
+    refused_ones = ["docx_bzip2_bomb.docx", "docx_too_many_parts.docx", "docx_overlapping_bomb.docx"]
+    for module, name in (
+        (zlib, "decompressobj"),
+        (zlib, "decompress"),
+        (bz2, "BZ2Decompressor"),
+        (lzma, "LZMADecompressor"),
+    ):
+        monkeypatch.setattr(module, name, refuse)
+    assert sniff_kind(bomb, "bomb.docx") == "docx"  # its directory lies: only unpacking tells
+    assert sniff_kind(letter, "letter.docx") == "docx"
+    for name in refused_ones:
+        with pytest.raises(UnsupportedFile):
+            sniff_kind((HOSTILE / name).read_bytes(), name)
+    monkeypatch.undo()
+    with pytest.raises(UnsupportedFile, match=r"does not unpack to the 332 bytes it declares"):
+        check_content(bomb, "docx", "bomb.docx")
+
+
+def test_blank_text_is_refused_by_sniffing_when_short_else_by_checking() -> None:
+    assert "a.md is empty: it contains only blank space" in refused(b" \n" * 100, "a.md")
+    blank = b" \n\t" * SNIFF_BYTES
+    assert sniff_kind(blank, "a.md") == "md"
+    with pytest.raises(UnsupportedFile, match=r"a.md is empty: it contains only blank space"):
+        check_content(blank, "md", "a.md")
+
+
+def test_a_nul_past_the_first_bytes_is_named() -> None:
+    data = b"text\n" * 20_000 + b"\x00"
+    assert sniff_kind(data, "a.txt") == "txt"
+    with pytest.raises(UnsupportedFile, match=r"a.txt is not a text file: it contains NUL bytes"):
+        check_content(data, "txt", "a.txt")
+
+
+def test_a_page_declaring_gbk_after_a_long_ascii_head_is_read() -> None:
+    page = (HOSTILE / "html_gbk_after_ascii_head.html").read_bytes()
+    assert detect_kind(page, "page.html") == "html"
+    assert extract(page, "html") == [Block("text", "\u4e2d\u6587\u6bb5\u843d\u3002")]
+
+
+@pytest.mark.parametrize("charset", ["zlib", "bz2", "punycode", "rot13", "unicode_escape", "nonsense"])
+def test_only_the_webs_encodings_are_used_for_a_declared_charset(charset: str) -> None:
+    page = f'<html><meta charset="{charset}"><p>caf'.encode() + b"\xe9</p>"
+    assert "is not UTF-8 text" in refused(page, "page.html")
+
+
+def test_text_beyond_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kinds, "MAX_TEXT_CHARS", 1000)
+    assert detect_kind(b"x" * 1000, "a.txt") == "txt"
+    with pytest.raises(UnsupportedFile, match=r"a.txt has more than .* million characters of text; split it"):
+        check_content(b"x" * 1001, "txt", "a.txt")
 
 
 # --- extract -------------------------------------------------------------------------------------------

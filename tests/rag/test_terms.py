@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from chatstream.rag.terms import search_terms, terms_text
 
 
@@ -59,3 +61,11 @@ def test_a_question_shares_its_terms_with_the_passage_that_answers_it() -> None:
 def test_terms_text_joins_the_terms_with_spaces() -> None:
     assert terms_text("The Quick 向量检索") == "quick 向量 量检 检索"
     assert terms_text("the of and ，。") == ""  # noqa: RUF001
+
+
+def test_terms_of_pathological_text_take_linear_time() -> None:
+    started = time.perf_counter()
+    assert len(search_terms("\u5b57" * 300_000)) == 299_999  # one CJK run: its bigrams
+    assert search_terms("a" * 1_000_000 + "s") == ["a" * 1_000_000]  # one word, its plural folded
+    assert search_terms("." * 1_000_000 + "\ufdfa" * 10_000)  # NFKC expands U+FDFA to 18 letters
+    assert time.perf_counter() - started < 2

@@ -43,7 +43,3 @@ def blob(megabytes: int) -> bytes:
 
 def pid() -> int:
     return os.getpid()
-
-
-def now() -> float:
-    return time.time()

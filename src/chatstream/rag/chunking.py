@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from chatstream.rag.extract import Block
+from chatstream.rag.blocks import TABLE_RULE, Block
 from chatstream.rag.terms import CJK_LETTERS
 
 # CJK letters plus CJK symbols and punctuation and the full-width forms (full-width comma, colon...).
@@ -23,14 +23,16 @@ _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 # with any closing quotes or brackets; at a blank line or a line break before a list item, a table row,
 # a quote or a heading. Other line breaks are often only wrapping (Markdown source, PDF lines), so they
 # are cut at only in a sentence too long for a chunk.
+# Each run of marks is read once: the look-behind starts a match only at the first mark of a run and
+# the possessive quantifiers never give marks back (a greedy `[.!?]+` retried the rest of the run
+# from every mark, quadratic: 40 KB of dots took 20 s).
 _CLOSERS = "\"'\u201d\u2019\u300d\u300f\uff09)\\]"  # closing quotes and brackets
 _SENTENCE_END = re.compile(
-    rf"[.!?]+[{_CLOSERS}]*(?=\s)|[\u3002\uff01\uff1f\uff1b\u2026]+[{_CLOSERS}]*"
-    r"|\n(?=[ \t]*(\n|([-*+\u2022]|\d+[.)])[ \t]|[|>#]))"
+    rf"(?<![.!?])[.!?]++[{_CLOSERS}]*+(?=\s)|[\u3002\uff01\uff1f\uff1b\u2026]++[{_CLOSERS}]*+"
+    r"|\n(?=[ \t]*+(?:\n|(?:[-*+\u2022]|\d++[.)])[ \t]|[|>#]))"
 )
 _LINE_END = re.compile(r"\n")
 _FENCE = re.compile(r"\s*(`{3,}|~{3,})")
-_TABLE_RULE = re.compile(r"\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*")
 
 # A code block or table up to this many times `size` stays whole in one passage, larger ones are cut.
 ATOMIC_LIMIT = 4
@@ -64,20 +66,20 @@ class _Packer:
     overlap: int
     chunks: list[Chunk]
     current: list[_Piece] = field(default_factory=list)
-
-    def used(self) -> int:
-        return sum(p.tokens for p in self.current)
+    used: int = 0  # tokens in `current`, kept as a sum: recounting them for each piece is quadratic
 
     def add(self, piece: _Piece) -> None:
-        if self.used() + piece.tokens > self.size:
+        if self.used + piece.tokens > self.size:
             self.emit(room_for=piece.tokens)
         self.current.append(piece)
+        self.used += piece.tokens
 
     def add_alone(self, pieces: Iterable[_Piece]) -> None:
         """Pieces that each go into a chunk of their own (parts of a large code block or table)."""
         self.emit()
         for piece in pieces:
             self.current.append(piece)
+            self.used += piece.tokens
             self.emit()
 
     def emit(self, *, room_for: int | None = None) -> None:
@@ -97,6 +99,7 @@ class _Packer:
                 used += piece.tokens
         # An overlap that makes up the whole chunk would only repeat it.
         self.current = tail if len(tail) < len(self.current) else []
+        self.used = sum(p.tokens for p in self.current)
 
 
 def chunk(blocks: Sequence[Block], *, size: int = 200, overlap: int = 40) -> list[Chunk]:
@@ -137,7 +140,7 @@ def chunk(blocks: Sequence[Block], *, size: int = 200, overlap: int = 40) -> lis
                 for i, (joiner, part) in enumerate(_text_pieces(text, size))
             ]
             total = sum(p.tokens for p in pieces)
-            if total <= size and packer.used() + total > size:
+            if total <= size and packer.used + total > size:
                 # A paragraph that fits in a chunk starts a new one rather than being cut.
                 packer.emit(room_for=total)
             for piece in pieces:
@@ -172,16 +175,17 @@ def _split(text: str, ends: re.Pattern[str] | None, tokens: int = 0) -> list[tup
     else:
         cuts = [m.start() for m in _TOKEN.finditer(text)][tokens::tokens]
     out: list[tuple[str, str]] = []
-    pending = ""
+    # The whitespace since the last part, as a list: a string grown by += may be copied each time.
+    pending: list[str] = []
     for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True):
         segment = text[a:b]
         part = segment.strip()
         if not part:
-            pending += segment
+            pending.append(segment)
             continue
         lead = len(segment) - len(segment.lstrip())
-        out.append((pending + segment[:lead], part))
-        pending = segment[len(segment.rstrip()) :]
+        out.append(("".join(pending) + segment[:lead], part))
+        pending = [segment[len(segment.rstrip()) :]]
     return out
 
 
@@ -191,11 +195,16 @@ def _cut(text: str, kind: str, size: int) -> list[str]:
     head: list[str] = []
     tail: list[str] = []
     if kind == "table":
-        head = lines[:2] if len(lines) > 1 and _TABLE_RULE.fullmatch(lines[1]) else lines[:1]
+        head = lines[:2] if len(lines) > 1 and TABLE_RULE.fullmatch(lines[1]) else lines[:1]
     elif (fence := _FENCE.match(lines[0])) and len(lines) > 1 and lines[-1].strip().startswith(fence[1]):
         head, tail = lines[:1], lines[-1:]
+    repeated = count_tokens("\n".join(head + tail))
+    if repeated > size // 2:
+        # A header (or fence) that fills most of a passage is not repeated: each part would add as
+        # little as one token of rows to it, and a 1,000-column table of 44 KB made 40,000 passages.
+        head, tail, repeated = [], [], 0
     body = lines[len(head) : len(lines) - len(tail)]
-    limit = max(size - count_tokens("\n".join(head + tail)), 1)
+    limit = size - repeated
     parts: list[list[str]] = []
     used = limit
     for line in body:

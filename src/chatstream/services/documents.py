@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatstream.config import Settings
 from chatstream.errors import DocumentNotFound, InvalidParams, ServerBusy
 from chatstream.rag.embeddings import Embedder, EmbeddingError
-from chatstream.rag.extract import UnsupportedFile, detect_kind
+from chatstream.rag.extract import UnsupportedFile, check_content, sniff_kind
 from chatstream.services.chats import require_owned
 from chatstream.services.sandbox import Limits, Sandbox, SandboxFailure
 from chatstream.stores import documents as store
@@ -115,7 +115,8 @@ class DocumentService:
             raise InvalidParams(f"file is larger than {limit / 1048576:g} MB", http_status=413)
         name = _safe_name(filename)
         try:
-            kind = await self._sandbox.run(detect_kind, data, name, limits=parse_limits(self._settings))
+            kind = sniff_kind(data, name)  # a bounded read: the extension against the content
+            await self._sandbox.run(check_content, data, kind, name, limits=parse_limits(self._settings))
         except UnsupportedFile as exc:
             raise InvalidParams(str(exc), http_status=415) from exc
         except SandboxFailure as exc:
@@ -128,7 +129,7 @@ class DocumentService:
             if existing is not None:
                 if claim:
                     await store.claim(db, existing.id, self.instance_id)
-                elif existing.status == "failed":  # a retry: the cause may be gone (a parser limit hit)
+                elif existing.status == "failed":  # a retry: the cause may be gone (an embedder down)
                     await store.requeue(db, existing.id, retry=True)
                     self.queued.set()
                 await db.refresh(existing)

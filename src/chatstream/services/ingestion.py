@@ -19,11 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatstream.config import Settings
 from chatstream.errors import AppError, ServerBusy
-from chatstream.rag.chunking import Chunk
 from chatstream.rag.embeddings import EmbeddingError
 from chatstream.rag.extract import UnsupportedFile
-from chatstream.rag.parsing import parse_document
-from chatstream.rag.terms import terms_text
+from chatstream.rag.parsing import Passage, embedding_text, index_passages
 from chatstream.services.documents import DocumentService, parse_limits
 from chatstream.services.periodic import every
 from chatstream.services.sandbox import Sandbox, SandboxFailure
@@ -39,11 +37,6 @@ LiveWorkers = Callable[[set[str]], Awaitable[set[str]]]  # which of these instan
 
 class _Gone(Exception):
     """The document left `indexing` while it was being indexed."""
-
-
-def embedding_text(section: str, text: str) -> str:
-    """What a passage's vector is made from: its section path gives it context."""
-    return f"{section}\n{text}" if section else text
 
 
 class IngestionService:
@@ -166,8 +159,8 @@ class IngestionService:
             data = await store.content(db, document.id)
         if data is None:
             return 0  # deleted meanwhile
-        chunks: list[Chunk] = await self._sandbox.run(
-            parse_document,
+        passages: list[Passage] = await self._sandbox.run(
+            index_passages,
             data,
             document.kind,
             document.name,
@@ -176,7 +169,7 @@ class IngestionService:
             limits=parse_limits(settings),
         )
         del data
-        texts = [embedding_text(c.section, c.text) for c in chunks]
+        texts = [embedding_text(p.chunk.section, p.chunk.text) for p in passages]
         vectors: list[Vector] = []
         for start in range(0, len(texts), EMBED_BATCH):
             vectors.extend(await documents.embedder.embed(texts[start : start + EMBED_BATCH]))
@@ -187,8 +180,8 @@ class IngestionService:
                 # Embedding is most of the work: progress is the share of passages embedded.
                 await store.set_progress(db, document.id, round(0.95 * done / len(texts), 3))
         rows = [
-            store.NewChunk(i, c.section, c.text, c.tokens, terms_text(text))
-            for i, (c, text) in enumerate(zip(chunks, texts, strict=True))
+            store.NewChunk(i, p.chunk.section, p.chunk.text, p.chunk.tokens, p.terms)
+            for i, p in enumerate(passages)
         ]
         async with self._sessions.begin() as db:
             ids = await store.insert_chunks(db, document, rows)

@@ -184,6 +184,8 @@ def _child(
 
 
 def _apply(limits: Limits) -> None:
+    # Below the server in the CPU's queue: parsing may take longer, answers and pings must not.
+    os.nice(10)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # SIGXCPU at the soft limit ends the process; the hard limit (SIGKILL) is a backstop.
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
