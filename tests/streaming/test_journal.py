@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,10 +36,14 @@ def texts(path: Path) -> dict[str, str]:
     return {answer.session_id: answer.text for answer in replay(path)}
 
 
-async def next_iteration() -> None:
-    """Lets the journal's flush (scheduled with call_soon) run."""
+async def written(journal: Journal) -> None:
+    """Until the journal's writer thread has written and published everything appended so far."""
     await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    for _ in range(2000):
+        if journal.settled:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the journal did not write its batches")
 
 
 def test_replay_gives_each_sessions_newest_answer(tmp_path: Path) -> None:
@@ -50,14 +55,14 @@ def test_replay_gives_each_sessions_newest_answer(tmp_path: Path) -> None:
         a.append(frames.data(1, {"sessionId": SESSION_A}))
         say(a, "one ", "two ")
         say(b, "uno ")
-        await next_iteration()
+        await written(writing)
         say(a, 'three\n[DONE] data: "quoted" ')  # what could break a frame does not
         say(b, "dos 中文")
         end(a)
-        await next_iteration()
+        await written(writing)
         again = writing.new_log(SESSION_A)  # a second answer in the same session replaces the first
         say(again, "second ", "answer")
-        await next_iteration()
+        await written(writing)
         writing.close(delete=False)
 
     asyncio.run(scenario())
@@ -71,10 +76,10 @@ def test_a_batch_cut_off_by_the_crash_is_ignored_at_every_byte(tmp_path: Path) -
         writing = Journal(path, max_bytes=1 << 20)
         answer = writing.new_log(SESSION_A)
         say(answer, "kept ")
-        await next_iteration()
+        await written(writing)
         whole_batches = path.stat().st_size
         say(answer, "torn ", "off")
-        await next_iteration()
+        await written(writing)
         writing.close(delete=False)
         return whole_batches
 
@@ -103,17 +108,17 @@ def test_compaction_keeps_only_the_answers_still_open(tmp_path: Path) -> None:
         for _ in range(6):
             say(ended, word)
             say(running, "r ")
-            await next_iteration()
+            await written(writing)
         end(ended)
-        await next_iteration()
+        await written(writing)
         before = path.stat().st_size
         for _ in range(15):  # past max_bytes: compacted on the way
             say(running, word)
-            await next_iteration()
+            await written(writing)
         assert path.stat().st_size < before + 15 * len(word)
         assert not path.with_name(path.name + ".tmp").exists()
         say(running, "after")  # appended to the compacted file
-        await next_iteration()
+        await written(writing)
         writing.close(delete=False)
 
     asyncio.run(scenario())
@@ -162,9 +167,9 @@ def test_replay_knows_each_answers_turn_row_and_end(tmp_path: Path) -> None:
         say(saved, "kept")
         say(unsaved, "before its row")
         writing.row_saved(saved, 42)
-        await next_iteration()
+        await written(writing)
         end(saved)
-        await next_iteration()
+        await written(writing)
         writing.close(delete=False)
 
     asyncio.run(scenario())
@@ -206,10 +211,10 @@ def test_frames_go_out_when_a_write_fails_and_a_rewrite_puts_them_back(
         answer = writing.new_log(SESSION_A)
         monkeypatch.setattr(journal.os, "write", full_disk_once)
         say(answer, "lost ", "then ")
-        await next_iteration()
+        await written(writing)
         assert answer.visible == 2  # the answer went on
         say(answer, "found")
-        await next_iteration()
+        await written(writing)
         writing.close(delete=False)
 
     asyncio.run(scenario())
@@ -227,3 +232,29 @@ def test_the_journal_is_private_to_its_owner(tmp_path: Path) -> None:
     finally:
         writing.close(delete=True)
     assert open_journal(Settings(data_dir=tmp_path / "data", journal=False), "b" * 32) is None
+
+
+def test_the_event_loop_never_writes_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that meets the file system's own commit can wait for milliseconds: not on the loop."""
+    path = tmp_path / "i.journal"
+    real_write = os.write
+    writers: set[str] = set()
+
+    def recording_write(fd: int, data: bytes) -> int:
+        writers.add(threading.current_thread().name)
+        return real_write(fd, data)
+
+    async def scenario() -> None:
+        writing = Journal(path, max_bytes=1 << 20)  # created (at start-up) by whoever builds it
+        monkeypatch.setattr(journal.os, "write", recording_write)
+        answer = writing.new_log(SESSION_A)
+        for n in range(20):
+            say(answer, f"w{n} ")
+            await asyncio.sleep(0)
+        end(answer)
+        await written(writing)
+        writing.close(delete=False)
+
+    asyncio.run(scenario())
+    assert texts(path) == {SESSION_A: "".join(f"w{n} " for n in range(20))}
+    assert writers == {"chatstream-journal"}

@@ -5,10 +5,13 @@ at the next start the journal gives back every frame a client could have been se
 answers cut off get their text up to there (services/recovery.py). There is no fsync: a power
 cut may lose the tail, as it loses the page cache; the checkpoints in the database cover that.
 
-Writes are batched. `AnswerLog.append` keeps a frame and marks its log pending; once per
-event-loop iteration `flush()` writes the new frames of every pending log in one `os.write`
-(O_APPEND), then makes them visible (`AnswerLog.publish`); the readers the appends woke run
-after it. The per-token cost is a flag; the per-iteration cost, one write for all answers.
+Writes are batched, and never made on the event loop: a write into the page cache usually takes
+microseconds, but one that meets the file system's own journal commit can wait for milliseconds,
+and the loop serves every stream. `AnswerLog.append` keeps a frame and marks its log pending; once
+per event-loop iteration `flush()` gathers the new frames of every pending log into one batch for
+the journal's writer thread, which writes whatever batches have piled up in one `os.write`
+(O_APPEND) and then has the loop publish them (`AnswerLog.publish`): readers get frames only after
+that. The per-token cost is a flag; the per-iteration cost, a list handed to a thread.
 
 The file: `CSJ1`, then batches: `<u32 length><u32 crc32>` and `length` bytes of records. A batch
 cut off by the crash (or failing its crc) ends the replay: none of its frames had been
@@ -27,9 +30,11 @@ import errno
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatstream.config import Settings
@@ -89,25 +94,49 @@ class _Open:
     row: bytes = b""
 
 
+Published = list[tuple[AnswerLog, int, bool]]  # (log, frames written, its end written)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One flush: framed records, and what readers may have once they are in the file."""
+
+    data: bytes
+    published: Published
+
+
+@dataclass(slots=True)
+class _Rewrite:
+    """A compaction (or the repair after a failed write): these records become the whole file."""
+
+    records: list[bytes]
+    published: Published = field(default_factory=list)
+
+
 class Journal:
     """This instance's journal file: the frames of all answers, written once per loop iteration."""
 
     def __init__(self, path: Path, *, max_bytes: int) -> None:
         self.path = path
         self._max_bytes = max_bytes
-        self._fd, self._size = _create(path)
-        self._compact_at = max_bytes
+        self._writer = _Writer(path, max_bytes)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._retry_at = 0.0
-        self._broken = False  # a write failed: frames go out unjournaled until a rewrite succeeds
         self._answers: dict[AnswerLog, _Open] = {}
         self._last_number = 0
         self._notes: list[bytes] = []  # OPEN and ROW records not written yet
         self._pending: list[AnswerLog] = []
         self._scheduled = False
+        self._in_flight = 0  # batches and rewrites handed to the writer, not yet published
 
     @property
     def open_answers(self) -> int:
         return len(self._answers)
+
+    @property
+    def settled(self) -> bool:
+        """Everything appended so far is in the file and published (tests wait for this)."""
+        return not self._scheduled and not self._in_flight
 
     def new_log(self, session_id: str, context: bytes = b"") -> AnswerLog:
         """The log of an answer starting in this session, journaled.
@@ -133,113 +162,199 @@ class Journal:
         self._schedule()
 
     def enqueue(self, answer_log: AnswerLog) -> None:
-        """FrameJournal: the log has new frames or its end; written and published this iteration."""
+        """FrameJournal: the log has new frames or its end, for this iteration's batch."""
         self._pending.append(answer_log)
         self._schedule()
 
     def _schedule(self) -> None:
-        # One write per loop iteration, however many frames of however many answers it brings.
+        # One batch per loop iteration, however many frames of however many answers it brings.
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop = self._loop or asyncio.get_running_loop()
+            self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Writes what the pending logs have new in one batch, then lets their readers have it."""
+        """Hands what the pending logs have new to the writer, as one batch."""
         self._scheduled = False
         pending, self._pending = self._pending, []
-        try:
-            records = self._records(pending)
-            if self._fd >= 0 and not self._broken:
-                self._append(records)
-        finally:
-            for answer_log in pending:  # even when the write failed: answers go on regardless
-                answer_log.publish()
-        if self._fd >= 0 and (self._broken or self._size >= self._compact_at):
+        records, published = self._records(pending)
+        if records and self._writer.writing:
+            payload = b"".join(records)
+            self._submit(_Batch(BATCH.pack(len(payload), zlib.crc32(payload)) + payload, published))
+        else:  # nothing to write, or no file to write it to: answers go on regardless
+            self._published(published)
+        writer = self._writer
+        if writer.writing and (writer.broken or writer.size >= writer.compact_at):
             now = time.monotonic()
             if now >= self._retry_at:
                 self._retry_at = now + RETRY_S
-                self._rewrite()
+                self._submit(_Rewrite(self._snapshot()))
 
     def close(self, *, delete: bool) -> None:
-        """At shutdown: writes what is pending; deletes the file when nothing in it is needed."""
-        if self._fd < 0:
+        """At shutdown: writes what is pending, stops the writer; deletes the file when nothing in it
+        is needed."""
+        if not self._writer.writing:
             return
         self.flush()
-        os.close(self._fd)
-        self._fd = -1
+        self._writer.stop()
         if delete:
             discard(self.path)
 
-    def _records(self, pending: list[AnswerLog]) -> list[bytes]:
-        parts, self._notes = self._notes, []
-        for answer_log in pending:
-            entry = self._answers.get(answer_log)
-            if entry is None:  # appended to after its end: nothing more to keep
-                continue
-            number = entry.number
-            frames, start, end = answer_log.frames, answer_log.visible, len(answer_log.frames)
-            if end > start:
-                body = frames[start] if end - start == 1 else b"".join(frames[start:end])
-                parts.append(RECORD.pack(FRAMES, number, len(body)))
-                parts.append(body)
-            if answer_log.ending:
-                parts.append(RECORD.pack(END, number, 0))
-                del self._answers[answer_log]
-        return parts
+    def _submit(self, task: _Batch | _Rewrite) -> None:
+        self._in_flight += 1
+        self._writer.submit(task, self._written)
 
-    def _append(self, records: list[bytes]) -> None:
-        if not records:
+    def _written(self, published: Published) -> None:
+        self._in_flight -= 1
+        self._published(published)
+
+    def _published(self, published: Published) -> None:
+        for answer_log, upto, ended in published:
+            answer_log.publish(upto, ended)
+
+    def _records(self, pending: list[AnswerLog]) -> tuple[list[bytes], Published]:
+        parts, self._notes = self._notes, []
+        published: Published = []
+        for answer_log in pending:
+            answer_log.pending = False
+            end, ending = len(answer_log.frames), answer_log.ending
+            entry = self._answers.get(answer_log)
+            if entry is not None:
+                start = answer_log.journaled
+                if end > start:
+                    frames = answer_log.frames
+                    body = frames[start] if end - start == 1 else b"".join(frames[start:end])
+                    parts.append(RECORD.pack(FRAMES, entry.number, len(body)))
+                    parts.append(body)
+                if ending:
+                    parts.append(RECORD.pack(END, entry.number, 0))
+                    del self._answers[answer_log]
+            answer_log.journaled = end
+            published.append((answer_log, end, ending))
+        return parts, published
+
+    def _snapshot(self) -> list[bytes]:
+        """The records of a new file: the open answers, with their frames so far."""
+        records: list[bytes] = []
+        for answer_log, entry in self._answers.items():
+            body = b"".join(answer_log.frames[: answer_log.journaled])
+            records += (entry.opening, entry.row, RECORD.pack(FRAMES, entry.number, len(body)), body)
+        self._notes.clear()  # the open answers' OPEN and ROW records are in the snapshot
+        return records
+
+
+class _Writer:
+    """The thread that owns the journal's file: appends batches in order, and compacts it."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self._path = path
+        self._max_bytes = max_bytes
+        self._fd, self.size = _create(path)
+        self.compact_at = max_bytes
+        self.broken = False  # a write failed: frames go out unjournaled until a rewrite succeeds
+        self._tasks: list[tuple[_Batch | _Rewrite, Callable[[Published], None]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._write_forever, name="chatstream-journal", daemon=True)
+        self._thread.start()
+
+    @property
+    def writing(self) -> bool:
+        return self._fd >= 0 and not self._stopping
+
+    def submit(self, task: _Batch | _Rewrite, published: Callable[[Published], None]) -> None:
+        """Loop side: the task is written after those submitted before; `published` is then called
+        on the loop with what readers may have."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        with self._wake:
+            self._tasks.append((task, published))
+            self._wake.notify()
+
+    def stop(self) -> None:
+        """Writes what was submitted, then ends the thread and closes the file (blocking)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+        os.close(self._fd)
+        self._fd = -1
+
+    def _write_forever(self) -> None:
+        while True:
+            with self._wake:
+                while not self._tasks and not self._stopping:
+                    self._wake.wait()
+                tasks, self._tasks = self._tasks, []
+                if not tasks and self._stopping:
+                    return
+            # A rewrite's snapshot holds everything submitted before it: only the newest counts, and
+            # only the batches after it still need writing.
+            first = 0
+            for i, (task, _) in enumerate(tasks):
+                if isinstance(task, _Rewrite):
+                    first, newest = i + 1, task
+            if first:
+                self._rewrite(newest)
+            batches = [task.data for task, _ in tasks[first:] if isinstance(task, _Batch)]
+            if batches:
+                self._append(b"".join(batches))
+            loop = self._loop
+            if loop is not None:
+                for task, published in tasks:
+                    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is reading
+                        loop.call_soon_threadsafe(published, task.published)
+
+    def _append(self, data: bytes) -> None:
+        if self.broken:  # until a rewrite repairs the file, batches would leave holes in it
             return
-        payload = b"".join(records)
-        batch = BATCH.pack(len(payload), zlib.crc32(payload)) + payload
         try:
-            _write_all(self._fd, batch)
+            _write_all(self._fd, data)
         except OSError as exc:
             # A torn batch would hide every later one from the replay: cut it off. The rewrite
             # that ends the outage puts back what this batch and the ones skipped meanwhile held.
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)
-            self._broken = True
+                os.ftruncate(self._fd, self.size)
+            self.broken = True
             log.error(
                 "the answer journal can't be written (%s): answers go on, but until it can, a crash "
                 "loses up to CHECKPOINT_S of their text",
                 exc,
             )
             return
-        self._size += len(batch)
+        self.size += len(data)
 
-    def _rewrite(self) -> None:
-        """A new file holding the open answers' frames replaces this one (compaction, or repair)."""
-        temporary = self.path.with_name(self.path.name + ".tmp")
+    def _rewrite(self, task: _Rewrite) -> None:
+        """A new file holding the snapshot's records replaces this one (compaction, or repair)."""
+        temporary = self._path.with_name(self._path.name + ".tmp")
         fd = -1
         try:
             fd, size = _create(temporary)
             records: list[bytes] = []
             held = 0
-            for answer_log, entry in self._answers.items():
-                body = b"".join(answer_log.frames[: answer_log.visible])
-                records += (entry.opening, entry.row, RECORD.pack(FRAMES, entry.number, len(body)), body)
-                held += len(entry.opening) + len(body)
+            for record in task.records:
+                records.append(record)
+                held += len(record)
                 if held >= REWRITE_BATCH_BYTES:
                     size += _write_batch(fd, records)
                     records, held = [], 0
             size += _write_batch(fd, records)
-            os.replace(temporary, self.path)
+            os.replace(temporary, self._path)
         except OSError as exc:
             if fd >= 0:
                 os.close(fd)
             with contextlib.suppress(OSError):
                 temporary.unlink()
-            if not self._broken:  # a broken journal has said so already
+            if not self.broken:  # a broken journal has said so already
                 log.warning("compacting the answer journal failed (%s); trying again in %.0f s", exc, RETRY_S)
             return
         os.close(self._fd)
-        self._fd, self._size = fd, size
-        self._notes.clear()  # the open answers' OPEN and ROW records are in the new file
+        self._fd, self.size = fd, size
         # A journal of many long answers may stay above the limit: don't compact it every iteration.
-        self._compact_at = max(self._max_bytes, 2 * size)
-        if self._broken:
-            self._broken = False
+        self.compact_at = max(self._max_bytes, 2 * size)
+        if self.broken:
+            self.broken = False
             log.warning("the answer journal is written again")
 
 

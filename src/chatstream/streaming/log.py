@@ -2,15 +2,11 @@
 
 Frame n (the SSE `id:`) is `frames[n - 1]`. Readers may send `frames[:visible]` only. Without
 a journal an appended frame is visible at once; with one (streaming/journal.py) it becomes
-visible once the journal has written it to its file, which happens for all answers together
-once per event-loop iteration: no reader, here or on another instance, ever has a frame that
-a crash could take back.
-
-Readers are woken at the append all the same, which costs no extra loop iteration: the first
-pending append of an iteration schedules the journal's write (`call_soon`) before it wakes
-anyone, and the loop runs callbacks in the order they were scheduled, so every reader it wakes
-runs after the write that makes its frames visible. Each waiting reader has a future of its own
-(a shared one would be cancelled for everybody when one reader goes away).
+visible once the journal has written it to its file: no reader, here or on another instance,
+ever has a frame that a crash could take back. The journal collects what every answer appended
+during an event-loop iteration into one batch, which its own thread writes; readers are woken
+when it is written (`publish`). Each waiting reader has a future of its own (a shared one
+would be cancelled for everybody when one reader goes away).
 """
 
 from __future__ import annotations
@@ -28,14 +24,25 @@ class FrameJournal(Protocol):
 
 
 class AnswerLog:
-    __slots__ = ("_journal", "_waiters", "closed", "ending", "frames", "last_activity", "pending", "visible")
+    __slots__ = (
+        "_journal",
+        "_waiters",
+        "closed",
+        "ending",
+        "frames",
+        "journaled",
+        "last_activity",
+        "pending",
+        "visible",
+    )
 
     def __init__(self, journal: FrameJournal | None = None) -> None:
         self.frames: list[bytes] = []
         self.visible = 0  # frames[:visible] may be sent
+        self.journaled = 0  # frames[:journaled] are in the journal's file or on their way there
         self.ending = False  # close() was called
         self.closed = False  # ended, and every frame is visible: readers drain and stop
-        self.pending = False  # frames or the end wait for the journal
+        self.pending = False  # in the journal's next batch
         self.last_activity = time.monotonic()
         self._journal = journal
         self._waiters: list[asyncio.Future[None]] = []
@@ -49,28 +56,26 @@ class AnswerLog:
         self.frames.append(frame)
         if self._journal is None:
             self.visible = len(self.frames)
+            self._wake()
         elif not self.pending:
             self.pending = True
-            self._journal.enqueue(self)  # before the wake-up: see the module's docstring
-        self._wake()
+            self._journal.enqueue(self)
 
     def close(self) -> None:
         """No frame will follow; readers drain what is there and end."""
         self.ending = True
         if self._journal is None:
             self.closed = True
+            self._wake()
         elif not self.pending:
             self.pending = True
             self._journal.enqueue(self)
-        self._wake()
 
-    def publish(self) -> None:
-        """The journal has every frame (and the end, if any): readers may have them."""
-        self.pending = False
-        self.visible = len(self.frames)
-        self.closed = self.ending
-        if self._waiters:  # readers woken at the append are still on their way: no need
-            self._wake()
+    def publish(self, upto: int, ended: bool) -> None:
+        """The journal's file has frames[:upto] (and the end, with `ended`): readers may have them."""
+        self.visible = max(self.visible, upto)
+        self.closed = self.closed or ended
+        self._wake()
 
     def nudge(self) -> None:
         """Wake readers with nothing new, so they send a heartbeat."""
