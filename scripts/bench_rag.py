@@ -4,11 +4,15 @@
     .venv/bin/python scripts/bench_rag.py [--backends sqlite,postgres] [--sizes 10000,100000]
                                           [--queries 200] [--pool 1000] [--doc-chunks 1000] [--seed 6]
     .venv/bin/python scripts/bench_rag.py --ingest PATH... [--rounds 3]
+    .venv/bin/python scripts/bench_rag.py --ingest PATH... --url http://127.0.0.1:9090
 
 `--ingest` measures something else: real files (folders of them too) uploaded and indexed end to
 end on SQLite, parsing and chunking in sandboxed child processes as the server does them, against
 the same in threads of this process (how ingestion ran before the sandbox), in alternating rounds,
 each on an empty database. It prints passages/s end to end and the parsing alone, per document.
+With `--url`, the files are uploaded to a running server instead (a new user each round) and
+timed from the first upload to the last document `ready` or `failed`: the same files against
+two servers (say, two versions) compare ingestion as users meet it.
 
 Not a test: it wants the machine to itself and takes several minutes (100k chunks on both backends:
 about ten on 2 cores). Nothing outside a temporary directory is touched: SQLite gets a temp data
@@ -77,7 +81,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from chatstream.cli import document_files
 from chatstream.config import Settings
 from chatstream.rag.embeddings import LocalMiniLM, minilm_dir, normalize
-from chatstream.rag.parsing import embedding_text, parse_document
+from chatstream.rag.parsing import PARSER_MODULES, embedding_text, parse_document
 from chatstream.rag.terms import STOPWORDS, cjk_share, search_terms, terms_text
 from chatstream.services.documents import DocumentService, parse_limits
 from chatstream.services.ingestion import IngestionService
@@ -623,9 +627,10 @@ async def ingest_bench(paths: list[Path], rounds: int, threads: int) -> None:
     files = [(p.name, p.read_bytes()) for p in document_files(paths)]
     model = LocalMiniLM(threads=threads)
     model.warm()
-    # Children run this script again (services/sandbox.py): with its imports preloaded, as the server's
-    # are, they start as fast as the server's do.
-    sandbox = Sandbox(preload=sorted(name for name in sys.modules if not name.startswith(("_", "__main__"))))
+    # Children run this script again (services/sandbox.py): with its imports preloaded, and the
+    # parsers, as the server's fork server has them, they start as fast as the server's do.
+    preload = sorted(name for name in sys.modules if not name.startswith(("_", "__main__")))
+    sandbox = Sandbox(preload=[*preload, *PARSER_MODULES])
     await sandbox.warm()
     size = sum(len(d) for _, d in files) / 1e6
     say(f"{len(files)} files, {size:.1f} MB; {model.model_id}, {model.threads} threads")
@@ -650,6 +655,37 @@ async def ingest_bench(paths: list[Path], rounds: int, threads: int) -> None:
         say(f"{mode:<11} {np.median(rates[mode]):>10.1f} {np.median(parse_ms[mode]):>17.1f}")
     ratio = np.median(rates["sandbox"]) / np.median(rates["threads"])
     say(f"sandbox / threads: {ratio:.3f} of the passages/s")
+
+
+def ingest_over_http(paths: list[Path], url: str, rounds: int) -> None:
+    import httpx
+
+    files = [(p.name, p.read_bytes()) for p in document_files(paths)]
+    rates = []
+    for number in range(rounds):
+        name = f"bench{uuid.uuid4().hex[:12]}"
+        with httpx.Client(base_url=url + "/api/v1", timeout=120) as client:
+            account = {"email": f"{name}@example.com", "password": "benchmark-pw", "username": name}
+            token = client.post("/user/register", json=account).json()["token"]
+            client.headers["Authorization"] = f"Bearer {token}"
+            began = time.perf_counter()
+            ids = []
+            for file_name, data in files:
+                answer = client.post("/AI/documents", files={"file": (file_name, data)})
+                if answer.status_code in (200, 202):
+                    ids.append(answer.json()["document"]["id"])
+            passages = 0
+            for document_id in ids:
+                while True:
+                    document = client.get(f"/AI/documents/{document_id}").json()["document"]
+                    if document["status"] in ("ready", "failed"):
+                        break
+                    time.sleep(0.05)
+                passages += document["chunks"]
+            took = time.perf_counter() - began
+        rates.append(passages / took)
+        say(f"  round {number + 1}: {len(ids)} documents, {passages} passages in {took:.1f} s")
+    say(f"median {np.median(rates):.1f} passages/s from the first upload to the last document indexed")
 
 
 # -- main ---------------------------------------------------------------------------------------------------
@@ -764,8 +800,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--ingest", nargs="+", type=Path, metavar="PATH", help="files or folders: ingestion")
     parser.add_argument("--rounds", type=int, default=3, help="with --ingest: rounds of each mode")
+    parser.add_argument("--url", help="with --ingest: a running server to upload to instead")
     args = parser.parse_args()
-    if args.ingest:
+    if args.ingest and args.url:
+        ingest_over_http(args.ingest, args.url, args.rounds)
+    elif args.ingest:
         asyncio.run(ingest_bench(args.ingest, args.rounds, args.threads))
     else:
         asyncio.run(main_async(args))
