@@ -2,13 +2,14 @@
 
 An answer runs as a task owned by this service, not by the HTTP request: the request
 that started it is only its first reader, and a client that goes away does not stop it.
-The service also runs small tickers for all answers at once: the checkpointer (saves the
-text of every answer in progress about once a second, in one statement), the heartbeat
-(nudges logs that have been quiet, so their readers send `: ping`) and, with Redis, the
-recovery of answers left `streaming` by instances that died (services/recovery.py). With a
-journal (streaming/journal.py) every frame is in a file before a reader gets it, so a crash
-loses no text a client was sent. With Redis (`bus`), answers can be followed and stopped from
-any instance (stores/answer_bus_redis.py).
+Its rows are written by group commits (services/answer_rows.py). The service runs small
+tickers for all answers at once (services/answer_upkeep.py): the checkpointer (the text of
+every answer in progress, about once a second, in one statement) and the heartbeat (nudges
+logs that have been quiet, so their readers send `: ping`); and the recovery of answers
+left `streaming` by instances that died (services/recovery.py), at start and, with Redis,
+every RECOVERY_S. With a journal (streaming/journal.py) every frame is in a file before a
+reader gets it, so a crash loses no text a client was sent. With Redis (`bus`), answers can
+be followed and stopped from any instance (stores/answer_bus_redis.py).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatstream.config import Settings
@@ -36,9 +36,10 @@ from chatstream.errors import (
     TooManyRequests,
     UnknownModel,
 )
-from chatstream.providers.base import ProviderError, Usage
+from chatstream.providers.base import ProviderError
 from chatstream.providers.registry import ModelRegistry
-from chatstream.services.batching import GroupCommit
+from chatstream.services.answer_rows import AnswerRows
+from chatstream.services.answer_upkeep import checkpoint_forever, heartbeat_forever
 from chatstream.services.chats import require_owned, title_from
 from chatstream.services.context import build_context, documents_prompt
 from chatstream.services.periodic import every
@@ -88,20 +89,6 @@ class Answer:
         return self.run.log
 
 
-def sources_frame(retrieved: Retrieved) -> dict[str, object]:
-    frame: dict[str, object] = {"type": "sources", "sources": [s.wire() for s in retrieved.sources]}
-    if retrieved.note:
-        frame["note"] = retrieved.note
-    return frame
-
-
-def sources_json(retrieved: Retrieved | None) -> str | None:
-    """What the answer's row keeps of its sources, for history."""
-    if retrieved is None:
-        return None
-    return orjson.dumps({"sources": [s.wire() for s in retrieved.sources], "note": retrieved.note}).decode()
-
-
 def refusal(exc: ProviderError, session_id: str) -> AppError:
     """The client-facing error for a model that refused before its first token."""
     if exc.status == 429:
@@ -135,15 +122,19 @@ class AnswerService:
         self.ended_by_status: dict[str, int] = {}  # for /metrics
         self.chunks_relayed = 0
         self._tickers: list[asyncio.Task[None]] = []
-        self._turns = GroupCommit(self._write_turns)
-        self._finishes = GroupCommit(self._write_finishes)
+        self._rows = AnswerRows(sessions)
 
     async def start_tickers(self) -> None:
         """At server start: recover what dead instances left, then run the tickers."""
         await self.recover_abandoned()
         self._tickers = [
-            asyncio.create_task(self._checkpoint_forever(), name="chatstream-checkpoint"),
-            asyncio.create_task(self._heartbeat_forever(), name="chatstream-heartbeat"),
+            asyncio.create_task(
+                checkpoint_forever(self._runs, self._sessions, self._settings.checkpoint_s),
+                name="chatstream-checkpoint",
+            ),
+            asyncio.create_task(
+                heartbeat_forever(self._logs, self._settings.heartbeat_s), name="chatstream-heartbeat"
+            ),
         ]
         if self._bus is not None:
             recover = every(
@@ -210,7 +201,7 @@ class AnswerService:
             owner=self.instance_id,
             title=title_from(question) if new else None,
             documents=use_documents,
-            sources=sources_json(retrieved),
+            sources=retrieved.history_json() if retrieved else None,
         )
         messages = build_context(
             system_prompt=self._settings.system_prompt,
@@ -226,13 +217,13 @@ class AnswerService:
         if new:
             answer_log.append(frames.data(1, {"sessionId": sid}))
         if retrieved is not None:
-            answer_log.append(frames.data(answer_log.next_seq, sources_frame(retrieved)))
+            answer_log.append(frames.data(answer_log.next_seq, retrieved.frame()))
         # The rows are written while the model is asked: the database is not on the way to the first token.
-        row_id = asyncio.ensure_future(self._turns.submit(turn))
+        row_id = asyncio.ensure_future(self._rows.add_turn(turn))
         if self._journal is not None:
             row_id.add_done_callback(functools.partial(self._row_saved, answer_log))
         run = AnswerRun(
-            provider=model.provider, messages=messages, log=answer_log, writer=self, row_id=row_id
+            provider=model.provider, messages=messages, log=answer_log, writer=self._rows, row_id=row_id
         )
         task = asyncio.create_task(run.run(), name=f"answer-{sid}")
         answer = Answer(sid, user_id, run, task)
@@ -240,8 +231,7 @@ class AnswerService:
         self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
         task.add_done_callback(lambda _t: self._ended(answer))
         if self._bus is not None:
-            # Mirrored at once, as far as visible: the journal's write, scheduled at the first
-            # append above, runs before the mirror's task wakes up.
+            # Mirrored from its first visible frame (with a journal, once that is in the file).
             self._bus.track(sid, answer_log)
         try:
             await asyncio.shield(run.opened)
@@ -355,6 +345,12 @@ class AnswerService:
         if self.running >= s.answers_max:
             raise ServerBusy(f"this server is writing {s.answers_max} answers already; try again shortly")
 
+    def _runs(self) -> Iterable[AnswerRun]:
+        return (answer.run for answer in self._answers.values())
+
+    def _logs(self) -> Iterable[AnswerLog]:
+        return (answer.log for answer in self._answers.values())
+
     @property
     def running(self) -> int:
         """Answers being written on this instance."""
@@ -382,65 +378,6 @@ class AnswerService:
 
         # The frames stay readable for a while (a reload, another tab), then only history has them.
         asyncio.get_running_loop().call_later(self._settings.answer_log_retention_s, retire)
-
-    async def finish(
-        self, message_id: int, content: str, status: str, *, error: str | None, usage: Usage | None
-    ) -> None:
-        """AnswerWriter: the final save of an answer."""
-        await self._finishes.submit(
-            chats.FinishedAnswer(
-                message_id,
-                content,
-                status,
-                error,
-                usage.prompt_tokens if usage else None,
-                usage.completion_tokens if usage else None,
-            )
-        )
-
-    async def _write_turns(self, turns: list[chats.NewTurn]) -> list[int]:
-        async with self._sessions.begin() as db:
-            return await chats.add_turns(db, turns)
-
-    async def _write_finishes(self, answers: list[chats.FinishedAnswer]) -> list[None]:
-        async with self._sessions.begin() as db:
-            await chats.finish_messages(db, answers)
-        return [None] * len(answers)
-
-    async def _checkpoint_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.checkpoint_s)
-            changed = [
-                a.run
-                for a in self._answers.values()
-                if a.run.status == "streaming"
-                and len(a.run.parts) != a.run.saved_parts
-                and a.run.row_id.done()
-                and not a.run.row_id.exception()
-            ]
-            if not changed:
-                continue
-            contents = []
-            for run in changed:
-                run.saved_parts = len(run.parts)
-                contents.append((run.row_id.result(), run.text))
-            try:
-                async with self._sessions.begin() as db:
-                    await chats.checkpoint_messages(db, contents)
-            except Exception:  # a failed checkpoint is retried next tick; the answer goes on
-                log.exception("checkpoint of %d answers failed", len(contents))
-                for run in changed:
-                    run.saved_parts = -1
-
-    async def _heartbeat_forever(self) -> None:
-        interval = self._settings.heartbeat_s
-        while True:
-            await asyncio.sleep(min(1.0, interval / 4))
-            quiet_since = time.monotonic() - interval
-            for answer in list(self._answers.values()):
-                answer_log = answer.log
-                if not answer_log.closed and answer_log.last_activity <= quiet_since:
-                    answer_log.nudge()
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Marks answers still running as interrupted and saves them; closes the journal."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatstream.config import Settings
@@ -57,6 +58,17 @@ class Source:
 class Retrieved:
     sources: list[Source] = field(default_factory=list)
     note: str | None = None  # why there are none
+
+    def frame(self) -> dict[str, object]:
+        """The `sources` frame that opens a document answer's stream."""
+        frame: dict[str, object] = {"type": "sources", "sources": [s.wire() for s in self.sources]}
+        if self.note:
+            frame["note"] = self.note
+        return frame
+
+    def history_json(self) -> str:
+        """What the answer's row keeps of its sources, for history."""
+        return orjson.dumps({"sources": [s.wire() for s in self.sources], "note": self.note}).decode()
 
 
 def snippet(text: str, terms: Sequence[str]) -> str:
