@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -51,6 +52,7 @@ class FrameLog(Protocol):
     frames: list[bytes]
     visible: int
     closed: bool
+    on_publish: Callable[[], None] | None  # with a journal: frames just became visible
 
 
 @dataclass(slots=True)
@@ -101,8 +103,16 @@ class RedisAnswerBus:
 
     def track(self, session_id: str, answer_log: FrameLog) -> None:
         """Mirror this answer's frames from now until it ends (its start goes out at once)."""
-        self._mirrored[session_id] = _Mirrored(answer_log)
+        mirrored = _Mirrored(answer_log)
+        self._mirrored[session_id] = mirrored
+        # With a journal, frames become visible when its writer has them in the file, a moment
+        # after they were appended: the start and the end go out then, not a tick later.
+        answer_log.on_publish = functools.partial(self._published, session_id, mirrored)
         self.flush_soon(session_id)
+
+    def _published(self, session_id: str, mirrored: _Mirrored) -> None:
+        if mirrored.published == 0 or mirrored.log.closed:
+            self.flush_soon(session_id)
 
     def flush_soon(self, session_id: str) -> None:
         """Mirror this answer without waiting for the next tick (it started or ended)."""

@@ -5,7 +5,9 @@ a journal an appended frame is visible at once; with one (streaming/journal.py) 
 visible once the journal has written it to its file: no reader, here or on another instance,
 ever has a frame that a crash could take back. The journal collects what every answer appended
 during an event-loop iteration into one batch, which its own thread writes; readers are woken
-when it is written (`publish`). Each waiting reader has a future of its own (a shared one
+when it is written (`publish`), and so is the Redis mirror (`on_publish`), which sends an
+answer's start and end on at once: a client that has seen an answer end can ask another instance
+about it straight away. Each waiting reader has a future of its own (a shared one
 would be cancelled for everybody when one reader goes away).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -32,6 +35,7 @@ class AnswerLog:
         "frames",
         "journaled",
         "last_activity",
+        "on_publish",
         "pending",
         "visible",
     )
@@ -44,6 +48,7 @@ class AnswerLog:
         self.closed = False  # ended, and every frame is visible: readers drain and stop
         self.pending = False  # in the journal's next batch
         self.last_activity = time.monotonic()
+        self.on_publish: Callable[[], None] | None = None  # told after readers are woken
         self._journal = journal
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -76,6 +81,8 @@ class AnswerLog:
         self.visible = max(self.visible, upto)
         self.closed = self.closed or ended
         self._wake()
+        if self.on_publish is not None:
+            self.on_publish()
 
     def nudge(self) -> None:
         """Wake readers with nothing new, so they send a heartbeat."""
