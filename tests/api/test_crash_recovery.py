@@ -142,27 +142,38 @@ def two_machines(
     b.stop()
 
 
+def kill_a_mid_answer(
+    a: ServerProcess, b: ServerProcess, question: str, deltas: int, *, wait_s: float = 0.0
+) -> tuple[Api, str, list[Frame]]:
+    """`a` is SIGKILLed once its client has `deltas` deltas of the answer (and `wait_s` more);
+    returns the user on `b`, the session, and every frame the client got, once `b` has marked
+    the answer `interrupted`."""
+    on_a = register(a)
+    on_b = Api(b, on_a.token, on_a.username)
+    live = LiveAnswer(on_a, question)
+    received = read(live, deltas)
+    time.sleep(wait_s)
+    a.stop(signal.SIGKILL)
+    received += drain(live)
+    wait_for(lambda: on_b.history(live.session_id)[1]["status"] == "interrupted", timeout=15)
+    return on_b, live.session_id, received
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_an_instance_killed_mid_answer_gets_its_text_back_from_redis_on_another(
     two_machines: tuple[ServerProcess, ServerProcess],
 ) -> None:
     a, b = two_machines
-    on_a = register(a)
-    on_b = Api(b, on_a.token, on_a.username)
-    # A token a second: the mirror (flushed every 250 ms) has caught up when the crash comes.
-    live = LiveAnswer(on_a, "/slow 100 1000")
-    received = read(live, 3)
-    time.sleep(0.5)  # two of the mirror's flushes, and still 0.5 s before the next token
-    a.stop(signal.SIGKILL)
-    received += drain(live)
-    wait_for(lambda: on_b.history(live.session_id)[1]["status"] == "interrupted", timeout=15)
-    answer = on_b.history(live.session_id)[1]
+    # A token a second: the mirror (flushed every 250 ms) has caught up when the crash comes,
+    # after two of its flushes and still 0.5 s before the next token.
+    on_b, session_id, received = kill_a_mid_answer(a, b, "/slow 100 1000", 3, wait_s=0.5)
+    answer = on_b.history(session_id)[1]
     assert answer["content"] == answer_text(received) == "w0 w1 w2 "  # a checkpoint would be ""
 
     a.start()  # a new instance on the dead one's data dir: its journal agrees, and is gone
     wait_for(lambda: len(journals(a)) == 1)
-    assert on_b.history(live.session_id)[1]["content"] == "w0 w1 w2 "
+    assert on_b.history(session_id)[1]["content"] == "w0 w1 w2 "
 
 
 @pytest.mark.postgres
@@ -172,17 +183,11 @@ def test_a_killed_instance_back_on_its_data_dir_restores_what_the_mirror_had_not
 ) -> None:
     """Tokens every 20 ms: the mirror trails the client by up to 250 ms, the journal does not."""
     a, b = two_machines
-    on_a = register(a)
-    on_b = Api(b, on_a.token, on_a.username)
-    live = LiveAnswer(on_a, "/slow 1000 20")
-    received = read(live, 30)
-    a.stop(signal.SIGKILL)
-    received += drain(live)
-    wait_for(lambda: on_b.history(live.session_id)[1]["status"] == "interrupted", timeout=15)
-    from_redis = on_b.history(live.session_id)[1]["content"]
+    on_b, session_id, received = kill_a_mid_answer(a, b, "/slow 1000 20", 30)
+    from_redis = on_b.history(session_id)[1]["content"]
     assert answer_text(received).startswith(from_redis) and from_redis.startswith("w0 w1 ")
 
     a.start()  # a new instance on the dead one's data dir reads its journal: the longer text wins
     wait_for(lambda: len(journals(a)) == 1)
-    answer = on_b.history(live.session_id)[1]
+    answer = on_b.history(session_id)[1]
     assert answer["status"] == "interrupted" and answer["content"] == answer_text(received)

@@ -15,10 +15,9 @@ import pytest
 import sqlean
 import sqlite_vec
 
-from tests.api.test_document_recovery import big_manual
+from tests.api.test_document_recovery import big_manual, start_indexing_big_manual
 from tests.api.test_documents import search, upload, wait_ready
 from tests.conftest import Api, register, server_env
-from tests.support.live import wait_for
 from tests.support.server import ServerProcess
 from tests.support.upstream import StandInUpstream
 
@@ -115,10 +114,7 @@ def test_a_document_whose_indexing_never_finishes_fails_after_its_attempts(
     server.start()
     try:
         alice = register(server)
-        response = upload(alice, "manual.md", big_manual())
-        assert response.status_code == 202, response.text
-        document_id = response.json()["document"]["id"]
-        wait_for(lambda: alice.get(f"/AI/documents/{document_id}").json()["document"]["status"] == "indexing")
+        document_id = start_indexing_big_manual(alice)
         server.stop(signal.SIGKILL)
         server.start()  # the job is queued again at start, and has had its one attempt
         after = wait_ready(Api(server, alice.token), document_id)

@@ -40,6 +40,15 @@ def big_manual(sections: int = 300, seed: int = 3) -> bytes:
     return "\n\n".join(parts).encode()
 
 
+def start_indexing_big_manual(api: Api) -> str:
+    """Uploads `big_manual()`; its id, once its indexing is under way."""
+    response = upload(api, "manual.md", big_manual())
+    assert response.status_code == 202, response.text
+    document_id: str = response.json()["document"]["id"]
+    wait_for(lambda: api.get(f"/AI/documents/{document_id}").json()["document"]["status"] == "indexing")
+    return document_id
+
+
 @pytest.fixture
 def environment(tmp_path: Path, upstream: StandInUpstream, postgres_url: str) -> Iterator[dict[str, str]]:
     redis = RedisProcess(tmp_path / "redis").start()
@@ -61,10 +70,7 @@ def test_a_document_left_indexing_by_a_killed_instance_is_indexed_by_another(
     b = ServerProcess(tmp_path / "b", environment)
     try:
         on_a = register(a)
-        response = upload(on_a, "manual.md", big_manual())
-        assert response.status_code == 202, response.text
-        document_id = response.json()["document"]["id"]
-        wait_for(lambda: on_a.get(f"/AI/documents/{document_id}").json()["document"]["status"] == "indexing")
+        document_id = start_indexing_big_manual(on_a)
 
         b.start()  # a is alive: b must leave a's job alone
         on_b = Api(b, on_a.token, on_a.username)
