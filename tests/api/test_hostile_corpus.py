@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import pytest
 from tests.api.test_document_recovery import big_manual
 from tests.api.test_documents import upload, wait_ready
 from tests.conftest import Api, register, server_env
+from tests.support.probe import HealthProbe
 from tests.support.server import ServerProcess
 from tests.support.sse import parse
 from tests.support.upstream import StandInUpstream
@@ -60,19 +59,13 @@ class Watch:
     server: ServerProcess
     talker: Api
     stop: threading.Event = field(default_factory=threading.Event)
-    health: list[float] = field(default_factory=list)
-    health_failures: list[str] = field(default_factory=list)
     memory: list[float] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
-    prober: subprocess.Popen[str] = field(init=False)
+    prober: HealthProbe = field(init=False)
 
     def __enter__(self) -> Watch:
-        self.prober = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.probe", self.server.url, "0.05"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        self.prober = HealthProbe(self.server.url).start()
         for target in (self._sample_memory, self._keep_answering):
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
@@ -81,14 +74,7 @@ class Watch:
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
-        self.prober.terminate()
-        out, _ = self.prober.communicate(timeout=30)
-        for line in out.splitlines():
-            seconds, _, status = line.partition(" ")
-            if seconds == "error" or status != "200":
-                self.health_failures.append(line)
-            else:
-                self.health.append(float(seconds))
+        self.prober.stop()
         for thread in self.threads:
             thread.join(60)
 
@@ -164,9 +150,9 @@ def test_the_hostile_corpus_through_a_live_server(server: ServerProcess) -> None
         time.sleep(1)  # the answer in flight goes on a moment after the last document
     assert problems == []
 
-    assert watch.health_failures == []
-    assert len(watch.health) > 20
-    assert max(watch.health) < 0.2, sorted(watch.health)[-5:]
+    assert watch.prober.failures == []
+    assert len(watch.prober.latencies) > 20
+    assert max(watch.prober.latencies) < 0.2, sorted(watch.prober.latencies)[-5:]
     assert watch.answers, "no answer finished while the corpus was indexed"
     for answer in watch.answers:
         assert answer["status"] == 200 and answer["done"] and answer["deltas"] == 150, answer

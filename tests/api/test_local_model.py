@@ -1,18 +1,22 @@
 """Local models through a real `chatstream serve`: the bundled SmolLM2 when nothing else is
-configured, and a tiny GGUF named in a models file."""
+configured, and a tiny GGUF named in a models file. Each runs in child processes of the server."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from chatstream.config import default_local_gguf
 from tests.conftest import Api, register
-from tests.support.live import LiveAnswer
+from tests.support.live import LiveAnswer, wait_for
+from tests.support.probe import HealthProbe
 from tests.support.server import ServerProcess
 from tests.support.sse import answer_text
 from tests.support.tiny_gguf import write_tiny_gguf
@@ -43,6 +47,7 @@ def test_with_no_model_configured_the_bundled_small_model_is_offered(smollm2_ser
     assert model["sizeBytes"] == gguf.stat().st_size > 50_000_000
     ready = httpx.get(smollm2_server.url + "/readyz").json()
     assert ready["checks"]["models"] == "ok"
+    assert ready["checks"]["localModels"]["smollm2"] in ("not started", "ready")  # started on first use
 
 
 def test_smollm2_answers_a_question_end_to_end(smollm2_server: ServerProcess) -> None:
@@ -60,6 +65,8 @@ def test_smollm2_answers_a_question_end_to_end(smollm2_server: ServerProcess) ->
     log = smollm2_server.log()
     assert "loaded SmolLM2-135M-Instruct.Q4_1.gguf" in log
     assert "llama_model_loader" not in log  # llama.cpp's own chatter is silenced
+    [pid] = model_processes(smollm2_server)
+    assert "libllama" in maps_of(pid) and "libllama" not in maps_of(server_pid(smollm2_server))
 
 
 # -- any GGUF by path, from a models file -------------------------------------------------------
@@ -144,15 +151,135 @@ def test_the_server_stays_responsive_and_queues_while_the_model_computes(tiny_se
     time.sleep(0.05)
     second = threading.Thread(target=ask, args=(two, "second"))  # one instance: this one waits its turn
     second.start()
-    pings = []
-    while first.is_alive() or second.is_alive():
-        started = time.monotonic()
-        assert httpx.get(tiny_server.url + "/healthz").status_code == 200
-        pings.append(time.monotonic() - started)
-        time.sleep(0.01)
-    first.join()
-    second.join()
+    with HealthProbe(tiny_server.url) as probe:  # from a process of its own: not this one's GIL
+        first.join()
+        second.join()
     assert len(results["first"]) == len(results["second"]) == TINY_MAX_TOKENS
-    assert len(pings) > 10 and max(pings) < 0.25, pings
+    # The sampling runs in the model's process: the server answers throughout.
+    assert probe.failures == [] and len(probe.latencies) > 10
+    assert max(probe.latencies) < 0.2, sorted(probe.latencies)[-5:]
     queued = "local model tiny: a request waits its turn (1 waiting, 1 of 1 instances busy)"
     assert queued in tiny_server.log()
+
+
+def test_killing_the_models_process_mid_answer_ends_only_that_answer(tiny_server: ServerProcess) -> None:
+    member = register(tiny_server)
+    member.ask_new("hi", model="tiny")  # the process is running (started by this or an earlier answer)
+    [pid] = model_processes(tiny_server)
+    before = metrics(tiny_server)
+    live = LiveAnswer(member, "hi", model="tiny")
+    try:
+        first = [next(live.frames) for _ in range(2)]
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+        rest = list(live.frames)
+    finally:
+        live.close()
+    received = answer_text(first + rest)
+    # The stream ends with an error frame, not [DONE]; the partial text the client got is saved.
+    assert rest[-1].event == "error" and all(f.text != "[DONE]" for f in first + rest)
+    error = rest[-1].json()
+    assert error["type"] == "error" and error["code"] == 5003
+    assert error["message"] == "the local model's process stopped unexpectedly (signal 9, SIGKILL)"
+    assert 0 < len(received) < TINY_MAX_TOKENS
+    answer = member.history(live.session_id)[1]
+    assert answer["status"] == "error" and answer["content"] == received
+
+    # The server lives, is ready, and says what happened to the model.
+    assert httpx.get(tiny_server.url + "/healthz").status_code == 200
+    ready = httpx.get(tiny_server.url + "/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["localModels"] == {
+        "tiny": "restarting: its process stopped unexpectedly (signal 9, SIGKILL)"
+    }
+    crashed = metrics(tiny_server)
+    assert crashed['chatstream_local_model_state{model="tiny",state="restarting"}'] == 1
+    assert crashed['chatstream_local_model_state{model="tiny",state="ready"}'] == 0
+    assert crashed['chatstream_local_model_processes{model="tiny"}'] == 0
+    assert crashed[CRASHES] == before[CRASHES] + 1
+    assert f"local model tiny: process {pid} stopped unexpectedly (signal 9, SIGKILL)" in tiny_server.log()
+
+    # The next local answer works, from a fresh process.
+    session_id, frames = member.ask_new("hi", model="tiny")
+    assert len(answer_text(frames)) == TINY_MAX_TOKENS and frames[-1].text == "[DONE]"
+    assert member.history(session_id)[1]["status"] == "complete"
+    [fresh] = model_processes(tiny_server)
+    assert fresh != pid
+    after = metrics(tiny_server)
+    assert after['chatstream_local_model_state{model="tiny",state="ready"}'] == 1
+    assert after['chatstream_local_model_processes{model="tiny"}'] == 1
+    assert after[RESTARTS] == before[RESTARTS] + 1
+    ready = httpx.get(tiny_server.url + "/readyz").json()
+    assert ready["checks"]["localModels"] == {"tiny": "ready"}
+
+
+def test_the_serving_process_never_loads_llama_cpp(tiny_server: ServerProcess) -> None:
+    member = register(tiny_server)
+    _, frames = member.ask_new("hi", model="tiny")
+    assert frames[-1].text == "[DONE]"
+    server = maps_of(server_pid(tiny_server))
+    assert "libllama" not in server and "libggml" not in server
+    [pid] = model_processes(tiny_server)
+    assert "libllama" in maps_of(pid) and "libggml" in maps_of(pid)  # where llama.cpp does run
+    server_niceness = os.getpriority(os.PRIO_PROCESS, server_pid(tiny_server))
+    assert os.getpriority(os.PRIO_PROCESS, pid) == server_niceness + 5  # the server comes first
+
+
+def test_the_models_process_ends_with_the_server(tmp_path: Path) -> None:
+    write_tiny_gguf(tmp_path / "tiny.gguf")
+    (tmp_path / "models.toml").write_text(
+        '[[models]]\nid = "tiny"\nprovider = "llamacpp"\npath = "tiny.gguf"\nthreads = 1\nmax_tokens = 5\n'
+    )
+    env = {"CHATSTREAM_EMAIL_VERIFICATION": "off", "CHATSTREAM_MODELS_FILE": str(tmp_path / "models.toml")}
+    proc = ServerProcess(tmp_path / "data", env).start()
+    try:
+        register(proc).ask_new("hi")
+        [pid] = model_processes(proc)
+        proc.stop(signal.SIGKILL)  # no shutdown code runs
+        wait_for(lambda: gone(pid), timeout=5)
+    finally:
+        proc.stop()
+
+
+# -- the server's processes ---------------------------------------------------------------------
+
+CRASHES = 'chatstream_local_model_crashes_total{model="tiny"}'
+RESTARTS = 'chatstream_local_model_restarts_total{model="tiny"}'
+
+
+def metrics(server: ServerProcess) -> dict[str, float]:
+    """The samples of /metrics, by name and labels."""
+    lines = httpx.get(server.url + "/metrics").text.splitlines()
+    samples = (line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
+    return {name: float(value) for name, value in samples}
+
+
+def server_pid(server: ServerProcess) -> int:
+    assert server.proc is not None
+    return server.proc.pid
+
+
+def model_processes(server: ServerProcess) -> list[int]:
+    """The live model processes the server started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        if int(parent) == server_pid(server) and state != "Z" and b"llamacpp_child" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def maps_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def gone(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) == "Z"
+    except FileNotFoundError:
+        return True

@@ -1,133 +1,72 @@
-"""GGUF models run in this process with llama-cpp-python (llama.cpp).
+"""GGUF models, run by llama.cpp in supervised child processes: one process per instance.
 
-The model file is loaded once, on the first request, as `instances` copies (llama.cpp
-maps the weights, so copies share them; each has its own context). An answer takes a
-free copy, or waits for one in a first-come first-served queue (logged at INFO, and
-counted by `stats()`), and is generated in a worker thread: llama.cpp computes with the
-GIL released, so the event loop, other streams and pings keep flowing. Tokens cross to
-the loop through `_Channel`: the worker appends text and wakes the loop with one
-`call_soon_threadsafe` per batch (whatever piled up while the loop was busy goes out as
-one delta). Stopping sets a flag the worker reads between tokens, so the model computes
-at most the token it is on; the copy goes back to the pool when the worker has stopped.
+This server never runs llama.cpp code. Each instance of a model is a child process
+(`llamacpp_child.py`, driven through `llamacpp_process.py`), started on the first request.
+A crash in native code (an illegal instruction, an abort, the OOM killer) ends that process
+and fails only the answer it was writing; the next request that needs the instance starts a
+fresh process, at once after one crash, then after a pause that doubles (1 s up to 30 s)
+while processes keep failing without finishing an answer. The processes map the weights,
+so they share one copy in the page cache; each has its own context.
 
-The prompt is the model's own chat template (the GGUF's `tokenizer.chat_template`,
-rendered the way llama-cpp-python renders it), tokenized off the loop. A conversation too
-long for the context loses its oldest turns first.
+`open()` has a process prepare the prompt (the model's own chat template, tokenized, the
+oldest turns dropped to fit the context, a question too long refused) on the process's
+control thread, beside any answer it is writing, so a refusal never waits for a busy
+instance. The answer then takes a free instance, or waits for one in a first-come
+first-served queue (logged at INFO, counted by `stats()`). Stopping sends a message the
+process turns into a flag its sampling loop reads between tokens, so the model computes at
+most the token it is on; the instance goes back to the pool when the process says the
+answer has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
-import ctypes
 import logging
+import math
 import os
-import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from chatstream.providers.base import ChatMessage, ProviderError, ProviderStream, Usage
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
+from chatstream.providers.llamacpp_process import (
+    GRACE_S,
+    SHUT_DOWN,
+    Generation,
+    ModelProcess,
+    Prompt,
+    exit_reason,
+)
 
 log = logging.getLogger("chatstream.llamacpp")
 
-# llama-cpp-python's chat-completion defaults, plus a mild repeat penalty: without it
-# small models loop ("la France, la France, ...").
-SAMPLING: dict[str, Any] = {"temp": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}
-# Used when a GGUF carries no chat template (ChatML, which many small models follow).
-FALLBACK_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+BACKOFF_FIRST_S = 1.0  # the pause before the second fresh process in a row ...
+BACKOFF_MAX_S = 30.0  # ... doubling up to this
+# What stats()["state"] can say (/readyz and /metrics show it).
+STATES = ("not started", "starting", "ready", "restarting", "failed", "stopped")
 
 
-class _Done:
-    """The worker's last item: how the answer ended."""
-
-    __slots__ = ("error", "usage")
-
-    def __init__(self, usage: Usage | None, error: str | None = None) -> None:
-        self.usage = usage
-        self.error = error
+def backoff_s(failures_in_a_row: int) -> float:
+    """The pause before the next process: none after one failure, then 1 s, 2 s, 4 s ... 30 s."""
+    if failures_in_a_row <= 1:
+        return 0.0
+    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** (failures_in_a_row - 2))
 
 
-class _Channel:
-    """Worker thread -> event loop, batched: one loop wake-up for whatever piled up."""
+class _Instance:
+    """One copy of the model: the process serving it, when there is one."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._items: list[str | _Done] = []
-        self._wake_pending = False
-        self._waiter: asyncio.Future[None] | None = None
+    __slots__ = ("crashed", "process", "starting")
 
-    def put(self, item: str | _Done) -> None:
-        """Worker side."""
-        with self._lock:
-            self._items.append(item)
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is reading
-            self._loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        with self._lock:
-            self._wake_pending = False
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def take(self) -> list[str | _Done]:
-        """Loop side: everything put since the last take, waiting for at least one item."""
-        while True:
-            with self._lock:
-                if self._items:
-                    items, self._items = self._items, []
-                    return items
-                self._waiter = self._loop.create_future()
-            await self._waiter
-
-
-class _Job:
-    """One answer being generated: what the worker needs and the stop flag it reads."""
-
-    __slots__ = ("channel", "computed", "computed_at_stop", "lock", "max_tokens", "prompt", "stopped")
-
-    def __init__(self, prompt: list[int], max_tokens: int, channel: _Channel) -> None:
-        self.prompt = prompt
-        self.max_tokens = max_tokens
-        self.channel = channel
-        self.lock = threading.Lock()
-        self.stopped = False
-        self.computed = 0  # tokens the model produced for this answer
-        self.computed_at_stop = 0
-
-    def stop(self) -> None:
-        with self.lock:
-            if not self.stopped:
-                self.stopped = True
-                self.computed_at_stop = self.computed
-
-
-@dataclass(slots=True)
-class _Prompt:
-    tokens: list[int]
-    max_tokens: int
+    def __init__(self) -> None:
+        self.process: ModelProcess | None = None  # set once loaded, cleared when it ends
+        self.starting: asyncio.Task[ModelProcess] | None = None
+        self.crashed = False  # its last process stopped unexpectedly: the next one is a restart
 
 
 class LlamaCppProvider:
-    """One GGUF model, `instances` copies of it, for the whole server."""
+    """One GGUF model, `instances` processes of it, for the whole server."""
 
     is_local = True
 
@@ -152,17 +91,18 @@ class LlamaCppProvider:
         except OSError:
             self.size_bytes = None
             log.warning("local model %s: no file at %s; its requests will fail", name, path)
-        # The workers: one thread per instance, apart from asyncio's default executor so
-        # that long generations never starve other blocking work (password hashing).
-        self._executor = ThreadPoolExecutor(max_workers=instances, thread_name_prefix=f"llamacpp-{name}")
-        self._load_lock = asyncio.Lock()
-        self._models: list[Llama] = []  # all instances, once loaded
-        self._idle: list[Llama] = []
-        self._waiters: deque[asyncio.Future[Llama]] = deque()
-        self._jobs: set[_Job] = set()
-        self._template: Callable[[list[ChatMessage]], str] | None = None
-        self._eog: Callable[[int], bool] | None = None
+        self._instances = [_Instance() for _ in range(instances)]
+        self._idle = list(self._instances)
+        self._waiters: deque[asyncio.Future[_Instance]] = deque()
+        self._generations: dict[_Instance, Generation] = {}
         self._closed = False
+        # Supervision: why the last process ended or could not start, and when to try again.
+        self._problem = ""
+        self._load_failed = False
+        self._failures_in_a_row = 0
+        self._next_start_at = 0.0
+        self._crashes = 0
+        self._restarts = 0
         # Counters for stats(), updated on the loop.
         self._answers = 0
         self._tokens = 0
@@ -172,261 +112,273 @@ class LlamaCppProvider:
 
     async def open(self, messages: list[ChatMessage]) -> ProviderStream:
         if self._closed:
-            raise ProviderError("the server is shutting down")
-        await self._ensure_loaded()
-        prompt = await asyncio.to_thread(self._prepare, messages)
+            raise ProviderError(SHUT_DOWN)
+        process = await self._process_for_prompts()
+        prompt = await process.prepare(messages, self.max_tokens)
         return self._stream(prompt)
 
     async def close(self) -> None:
-        """Stops every answer, waits for the workers, frees the models."""
+        """Stops every answer, then the processes (EOF and SIGTERM, SIGKILL after a grace)."""
         self._closed = True
-        for job in self._jobs:
-            job.stop()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_exception(ProviderError("the server is shutting down"))
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
-        for model in self._models:
-            model.close()
-        self._models.clear()
-        self._idle.clear()
+                waiter.set_exception(ProviderError(SHUT_DOWN))
+        for generation in self._generations.values():
+            generation.stop()
+        ending = [g.ended for g in self._generations.values()]
+        if ending:  # stopped answers end with what they wrote, not with a dead process
+            await asyncio.wait(ending, timeout=GRACE_S)
+        starting = [i.starting for i in self._instances if i.starting is not None]
+        for task in starting:
+            task.cancel()
+        processes = [i.process for i in self._instances if i.process is not None]
+        await asyncio.gather(*starting, *(p.terminate() for p in processes), return_exceptions=True)
 
     def stats(self) -> dict[str, int | str | bool]:
-        """The queue and the work so far (for /metrics and the log)."""
+        """The state, the queue and the work so far (for /readyz, /metrics and the log)."""
+        live = self.process_ids()
         return {
             "model": self.name,
-            "loaded": bool(self._models),
+            "state": self._state(bool(live)),
+            "problem": self._problem,  # why the last process ended or could not start
+            "loaded": bool(live),
             "instances": self.instances,
-            "running": len(self._jobs),
+            "processes": len(live),
+            "running": self.instances - len(self._idle),
             "waiting": sum(1 for w in self._waiters if not w.done()),
             "answers": self._answers,
             "tokens": self._tokens,
             "tokens_after_stop": self._tokens_after_stop,
+            "crashes": self._crashes,
+            "restarts": self._restarts,
+            "failures_in_a_row": self._failures_in_a_row,
+            "next_start_in_s": max(0, math.ceil(self._next_start_at - time.monotonic())),
         }
 
-    # -- loading ---------------------------------------------------------------------------
+    def process_ids(self) -> list[int]:
+        """The pids of this model's live processes."""
+        return [i.process.pid for i in self._instances if i.process is not None and i.process.alive]
 
-    async def _ensure_loaded(self) -> None:
-        if self._models:
-            return
-        async with self._load_lock:
-            if self._models:
-                return
-            loop = asyncio.get_running_loop()
-            try:
-                models = await loop.run_in_executor(self._executor, self._load)
-            except ProviderError as exc:
-                log.error("local model %s: %s", self.name, exc.message)
-                raise
-            self._models = models
-            self._idle = list(models)
+    def _state(self, live: bool) -> str:
+        if self._closed:
+            return "stopped"
+        if live:
+            return "ready"
+        crashed = bool(self._problem) and not self._load_failed
+        if any(i.starting is not None for i in self._instances):
+            return "restarting" if crashed else "starting"
+        if self._load_failed:
+            return "failed"
+        return "restarting" if crashed else "not started"
 
-    def _load(self) -> list[Llama]:
-        """Worker thread. All copies in one thread: llama-cpp-python silences the process's
-        stdout/stderr while it loads, which two loads at once would leave silenced."""
-        if not self.path.is_file():
-            raise ProviderError(f"the model file {self.path} does not exist")
-        started = time.monotonic()
+    # -- the answer ------------------------------------------------------------------------
+
+    async def _stream(self, prompt: Prompt) -> AsyncGenerator[str | Usage, None]:
+        instance = await self._acquire()
         try:
-            from llama_cpp import Llama
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            models = [
-                Llama(
-                    str(self.path),
-                    n_ctx=self.context_size,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
-                    verbose=False,
-                )
-                for _ in range(self.instances)
-            ]
-        except Exception as exc:  # llama.cpp says little more than "failed to load"
-            raise ProviderError(f"could not load the model {self.path.name}: {exc}") from exc
-        first = models[0]
-        template = first.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATE
-
-        def token_text(token: int) -> str:
-            return first._model.token_get_text(token) if token >= 0 else ""
-
-        formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=token_text(first.token_eos()),
-            bos_token=token_text(first.token_bos()),
-        )
-        self._template = lambda messages: formatter(messages=messages).prompt  # type: ignore[arg-type]
-        self._eog = _eog_check(first)
-        log.info(
-            "local model %s: loaded %s in %.0f ms (%d instance%s, %d threads each, context %d tokens)",
-            self.name,
-            self.path.name,
-            (time.monotonic() - started) * 1000,
-            self.instances,
-            "" if self.instances == 1 else "s",
-            self.threads,
-            first.n_ctx(),
-        )
-        return models
-
-    # -- the prompt ------------------------------------------------------------------------
-
-    def _prepare(self, messages: list[ChatMessage]) -> _Prompt:
-        """Thread (tokenizing a long history takes milliseconds): the prompt's tokens and
-        the answer's room. The oldest turns go first when the context is too small."""
-        assert self._template is not None
-        model = self._models[0]  # tokenizing reads the vocabulary only: safe beside generation
-        n_ctx = model.n_ctx()
-        room = min(self.max_tokens, n_ctx // 2)
-        system = [m for m in messages[:1] if m["role"] == "system"]
-        turns = messages[len(system) :]
-        while True:
-            try:
-                text = self._template([*system, *turns])
-            except Exception as exc:  # a template that raises (e.g. on role order)
-                raise ProviderError(f"the model's chat template failed: {exc}") from exc
-            tokens = model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-            if len(tokens) <= n_ctx - room or len(turns) <= 1:
-                break
-            turns = turns[1:]
-            while len(turns) > 1 and turns[0]["role"] != "user":  # templates may want a user turn first
-                turns = turns[1:]
-        if len(tokens) >= n_ctx - 1:
-            raise ProviderError(
-                f"the question is too long for this model: {len(tokens)} tokens, its context holds {n_ctx}"
-            )
-        return _Prompt(tokens, min(self.max_tokens, n_ctx - len(tokens)))
-
-    # -- generating ------------------------------------------------------------------------
-
-    async def _stream(self, prompt: _Prompt) -> AsyncGenerator[str | Usage, None]:
-        loop = asyncio.get_running_loop()
-        model = await self._acquire()
-        job = _Job(prompt.tokens, prompt.max_tokens, _Channel(loop))
-        self._jobs.add(job)
+            process = await self._process_of(instance)
+            generation = process.generate(prompt)
+        except BaseException:
+            self._release(instance)
+            raise
+        self._generations[instance] = generation
         self._answers += 1
-        try:
-            worker = loop.run_in_executor(self._executor, self._generate, model, job)
-        except RuntimeError as exc:  # the executor was shut down meanwhile
-            self._jobs.discard(job)
-            self._release(model)
-            raise ProviderError("the server is shutting down") from exc
-        worker.add_done_callback(lambda _f: self._finished(model, job, _f))
+        generation.ended.add_done_callback(lambda _: self._finished(instance, generation))
         try:
             while True:
-                items = await job.channel.take()
-                done = items[-1] if type(items[-1]) is _Done else None
-                text = "".join([i for i in items if isinstance(i, str)])
-                if text:
+                await generation.wait()
+                parts = generation.parts
+                if parts:  # everything that piled up since the last look, as one delta
+                    text = "".join(parts)
+                    parts.clear()
                     yield text
-                if done is not None:
-                    if done.error is not None:
-                        raise ProviderError(done.error)
-                    if done.usage is not None:
-                        yield done.usage
-                    return
+                    continue
+                if generation.error is not None:
+                    raise ProviderError(generation.error)
+                if generation.usage is not None:
+                    yield generation.usage
+                return
         finally:
-            job.stop()  # a no-op when it ended by itself; else the worker stops at the next token
+            generation.stop()  # a no-op when it ended by itself; else it stops at the next token
 
-    def _generate(self, model: Llama, job: _Job) -> None:
-        """Worker thread: samples tokens until the end of the turn, the limit, or a stop."""
-        assert self._eog is not None
-        is_eog, put = self._eog, job.channel.put
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        piece = _piece_reader(model)
-        produced = 0
-        tokens = model.generate(job.prompt, **SAMPLING)
-        try:
-            for token in tokens:
-                with job.lock:
-                    job.computed += 1
-                    if job.stopped:
-                        break
-                if is_eog(token):
-                    break
-                produced += 1
-                text = decoder.decode(piece(token))
-                if text:
-                    put(text)
-                if produced >= job.max_tokens or job.stopped:
-                    break
-            text = decoder.decode(b"", final=True)
-            if text:
-                put(text)
-            put(_Done(Usage(len(job.prompt), produced)))
-        except Exception as exc:
-            log.exception("local model %s failed mid-answer", self.name)
-            put(_Done(None, f"the local model failed: {exc}"[:400]))
-        finally:
-            tokens.close()  # here, in the worker: never resumed, so no further token is computed
+    def _finished(self, instance: _Instance, generation: Generation) -> None:
+        """Loop, when the process says the answer ended (or died): count, hand the instance on."""
+        self._generations.pop(instance, None)
+        self._tokens += generation.computed
+        self._tokens_after_stop += generation.tokens_after_stop
+        if generation.error is None:  # a process that finishes answers is healthy again
+            self._failures_in_a_row = 0
+        self._release(instance)
 
     # -- the instance pool: first come, first served -----------------------------------------
 
-    async def _acquire(self) -> Llama:
+    async def _acquire(self) -> _Instance:
         if self._idle and not self._waiters:
-            return self._idle.pop()
-        waiter: asyncio.Future[Llama] = asyncio.get_running_loop().create_future()
+            return self._take_idle()
+        waiter: asyncio.Future[_Instance] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         log.info(
             "local model %s: a request waits its turn (%d waiting, %d of %d instances busy)",
             self.name,
             len(self._waiters),
-            len(self._jobs),
+            self.instances - len(self._idle),
             self.instances,
         )
         try:
             return await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():  # handed a copy just as it was cancelled
+            if waiter.done() and not waiter.cancelled():  # handed an instance just as it was cancelled
                 self._release(waiter.result())
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
             raise
 
-    def _release(self, model: Llama) -> None:
+    def _take_idle(self) -> _Instance:
+        """An idle instance, one with a running process first (no load to wait for)."""
+        for index, instance in enumerate(self._idle):
+            if instance.process is not None and instance.process.alive:
+                return self._idle.pop(index)
+        return self._idle.pop()
+
+    def _release(self, instance: _Instance) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(model)
+                waiter.set_result(instance)
                 return
-        self._idle.append(model)
+        self._idle.append(instance)
 
-    def _finished(self, model: Llama, job: _Job, worker: asyncio.Future[None]) -> None:
-        """Loop, when the worker has returned: count, and hand the copy on."""
-        if not worker.cancelled() and worker.exception() is not None:  # _generate catches; never here
-            log.error("local model %s: worker died: %r", self.name, worker.exception())
-        self._jobs.discard(job)
-        self._tokens += job.computed
-        if job.stopped:
-            self._tokens_after_stop += job.computed - job.computed_at_stop
+    # -- the processes ---------------------------------------------------------------------
+
+    async def _process_for_prompts(self) -> ModelProcess:
+        """A running process to prepare a prompt, idle if there is one. With none running,
+        starts them all (the first request, or after crashes) and takes the first loaded;
+        refuses at once while the pause after repeated failures lasts."""
+        live = [i for i in self._instances if i.process is not None and i.process.alive]
+        if live:
+            chosen = next((i for i in live if i in self._idle), live[0])
+            assert chosen.process is not None
+            return chosen.process
+        pause = self._next_start_at - time.monotonic()
+        if pause > 0:
+            raise ProviderError(self._paused_message(pause))
+        pending = {self._start(i) for i in self._instances}
+        error: BaseException = ProviderError(SHUT_DOWN)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled():  # cancelled: close() is under way
+                    if task.exception() is None:
+                        return task.result()
+                    error = task.exception() or error
+        raise error
+
+    async def _process_of(self, instance: _Instance) -> ModelProcess:
+        """The instance's process, started (after the pause, if one is due) when it has none."""
+        process = instance.process
+        if process is not None and process.alive:
+            return process
+        task = self._start(instance)
+        try:
+            return await asyncio.shield(task)  # an answer leaving does not stop the load
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and not (current is not None and current.cancelling()):
+                raise ProviderError(SHUT_DOWN) from None
+            raise
+
+    def _start(self, instance: _Instance) -> asyncio.Task[ModelProcess]:
+        if instance.starting is None:
+            task = asyncio.create_task(self._start_process(instance))
+
+            def done(task: asyncio.Task[ModelProcess]) -> None:
+                instance.starting = None
+                if not task.cancelled():
+                    task.exception()  # retrieved: the awaiting request (if any) reports it
+
+            task.add_done_callback(done)
+            instance.starting = task
+        return instance.starting
+
+    async def _start_process(self, instance: _Instance) -> ModelProcess:
+        pause = self._next_start_at - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
         if self._closed:
+            raise ProviderError(SHUT_DOWN)
+        if not self.path.is_file():
+            log.error("local model %s: the model file %s does not exist", self.name, self.path)
+            self._problem, self._load_failed = f"the model file {self.path.name} does not exist", True
+            raise ProviderError(self._problem)
+        spawned = time.monotonic()
+        try:
+            process = await ModelProcess.start(
+                name=self.name,
+                path=self.path,
+                threads=self.threads,
+                context_size=self.context_size,
+                on_exit=lambda process, returncode: self._exited(instance, process, returncode),
+            )
+        except ProviderError as exc:
+            log.error("local model %s: %s", self.name, exc.message)
+            self._problem, self._load_failed = exc.message, True
+            self._failed_again()
+            raise
+        if self._closed:
+            await process.terminate()
+            raise ProviderError(SHUT_DOWN)
+        instance.process = process
+        if instance.crashed:
+            instance.crashed = False
+            self._restarts += 1
+        self._load_failed = False
+        log.info(
+            "local model %s: loaded %s in %.0f ms (process %d, ready %.0f ms after it was started; "
+            "%d threads, context %d tokens)",
+            self.name,
+            self.path.name,
+            process.info["load_ms"],
+            process.pid,
+            (time.monotonic() - spawned) * 1000,
+            self.threads,
+            process.info["context"],
+        )
+        return process
+
+    def _exited(self, instance: _Instance, process: ModelProcess, returncode: int) -> None:
+        """A process ended: when we did not ask it to, count a crash and set the next pause."""
+        if instance.process is not process:  # it never finished loading: _start_process reports it
             return
-        self._release(model)
+        instance.process = None
+        if process.leaving:
+            return
+        reason = exit_reason(returncode)
+        instance.crashed = True
+        self._crashes += 1
+        self._problem, self._load_failed = f"its process stopped unexpectedly ({reason})", False
+        pause = self._failed_again()
+        log.error(
+            "local model %s: process %d stopped unexpectedly (%s)%s; %s",
+            self.name,
+            process.pid,
+            reason,
+            " while writing an answer" if process.generation is not None else "",
+            f"the next starts in {pause:.0f} s at the earliest ({self._failures_in_a_row} failures in a row)"
+            if pause
+            else "the next request starts a fresh one",
+        )
 
+    def _failed_again(self) -> float:
+        self._failures_in_a_row += 1
+        pause = backoff_s(self._failures_in_a_row)
+        self._next_start_at = time.monotonic() + pause
+        return pause
 
-def _eog_check(model: Llama) -> Callable[[int], bool]:
-    """Whether a token ends the turn (end of sequence, <|im_end|>, <|eot_id|>, ...)."""
-    import llama_cpp
-
-    vocab = llama_cpp.llama_model_get_vocab(model.model)
-    return lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
-
-
-def _piece_reader(model: Llama) -> Callable[[int], bytes]:
-    """A token's bytes, with one buffer per answer (llama-cpp-python's own detokenize
-    allocates per call and caps pieces at 32 bytes)."""
-    import llama_cpp
-
-    vocab = llama_cpp.llama_model_get_vocab(model.model)
-    buffer = ctypes.create_string_buffer(64)
-
-    def piece(token: int) -> bytes:
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, False)
-        if n >= 0:
-            return buffer.raw[:n]
-        bigger = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, bigger, len(bigger), 0, False)
-        return bigger.raw[:n]
-
-    return piece
+    def _paused_message(self, pause: float) -> str:
+        if self._load_failed:
+            return self._problem
+        return (
+            f"the local model's process keeps stopping unexpectedly ({self._failures_in_a_row} times "
+            f"in a row); it is started again in {math.ceil(pause)} s"
+        )

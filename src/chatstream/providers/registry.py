@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from chatstream.config import ModelConfig
 from chatstream.errors import ServerBusy, UnknownModel
 from chatstream.providers.base import ChatProvider
-from chatstream.providers.llamacpp import LlamaCppProvider
+from chatstream.providers.llamacpp import STATES, LlamaCppProvider
 from chatstream.providers.ollama import OllamaProvider
 from chatstream.providers.openai_compat import OpenAICompatProvider
 
@@ -42,7 +42,12 @@ def build_provider(config: ModelConfig) -> ChatProvider:
     return OllamaProvider(base_url=config.base_url, model=config.model, read_timeout=config.read_timeout)
 
 
+LocalStats = dict[str, int | str | bool]
+
+
 class ModelRegistry:
+    local_states = STATES  # what a local model's `state` can be (/metrics has a gauge for each)
+
     def __init__(self, configs: list[ModelConfig]) -> None:
         ids = [c.id for c in configs]
         duplicates = {i for i in ids if ids.count(i) > 1}
@@ -79,6 +84,25 @@ class ModelRegistry:
 
     def listing(self) -> list[RegisteredModel]:
         return list(self._models.values())
+
+    def local_stats(self) -> dict[str, LocalStats]:
+        """Each local model's state, queue, processes and work so far, by model id."""
+        return {
+            model_id: model.provider.stats()
+            for model_id, model in self._models.items()
+            if isinstance(model.provider, LlamaCppProvider)
+        }
+
+    def local_states_described(self) -> dict[str, str]:
+        """Each local model's state for a person: `ready`, or e.g. `restarting: its process
+        stopped unexpectedly (signal 9, SIGKILL)`."""
+        described = {}
+        for model_id, stats in self.local_stats().items():
+            state, problem = str(stats["state"]), stats["problem"]
+            described[model_id] = (
+                f"{state}: {problem}" if state in ("failed", "restarting") and problem else state
+            )
+        return described
 
     async def close(self) -> None:
         for model in self._models.values():

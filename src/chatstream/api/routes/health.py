@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
@@ -22,17 +20,25 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """The database (and Redis, when configured) answer; says whether a model is configured."""
+    """The database (and Redis, when configured) answer; says whether a model is configured and
+    what state each local model is in."""
     state = await services.ready()
     down = [f"{name} {state[name]}" for name in ("database", "redis") if state.get(name, "ok") != "ok"]
+    checks: dict[str, object] = dict(state)
+    local = services.models.local_states_described()
+    if local:
+        # A local model that crashed does not make the instance unready: it restarts on the
+        # next request, and the other models still answer. Its state is here to see.
+        checks["localModels"] = local
     if down:
-        return failure(4001, 503, "not ready: " + ", ".join(down), checks=state)
-    return ok(status="ready", checks=state)
+        return failure(4001, 503, "not ready: " + ", ".join(down), checks=checks)
+    return ok(status="ready", checks=checks)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(services: ServicesDep) -> PlainTextResponse:
-    """Prometheus text format: answers in flight and ended, chunks relayed, Redis reachability."""
+    """Prometheus text format: answers in flight and ended, chunks relayed, local models' queues,
+    processes and states, Redis reachability."""
     answers = services.answers
     lines = [
         "# HELP chatstream_answers_running Answers being written on this instance.",
@@ -48,7 +54,7 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
         "# TYPE chatstream_answer_chunks_total counter",
         f"chatstream_answer_chunks_total {answers.chunks_relayed}",
     ]
-    local = [(m.config.id, stats()) for m in services.models.listing() if (stats := _stats_of(m.provider))]
+    local = services.models.local_stats().items()
     if local:
         lines += [
             "# HELP chatstream_local_model_running Answers a local model is computing now.",
@@ -60,6 +66,23 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
             "# HELP chatstream_local_model_tokens_total Tokens a local model has generated.",
             "# TYPE chatstream_local_model_tokens_total counter",
             *(f'chatstream_local_model_tokens_total{{model="{i}"}} {s["tokens"]}' for i, s in local),
+            "# HELP chatstream_local_model_processes Child processes a local model runs now.",
+            "# TYPE chatstream_local_model_processes gauge",
+            *(f'chatstream_local_model_processes{{model="{i}"}} {s["processes"]}' for i, s in local),
+            "# HELP chatstream_local_model_crashes_total Local model processes that stopped unexpectedly.",
+            "# TYPE chatstream_local_model_crashes_total counter",
+            *(f'chatstream_local_model_crashes_total{{model="{i}"}} {s["crashes"]}' for i, s in local),
+            "# HELP chatstream_local_model_restarts_total Processes started to replace one that crashed.",
+            "# TYPE chatstream_local_model_restarts_total counter",
+            *(f'chatstream_local_model_restarts_total{{model="{i}"}} {s["restarts"]}' for i, s in local),
+            "# HELP chatstream_local_model_state A local model's state: 1 for the one it is in.",
+            "# TYPE chatstream_local_model_state gauge",
+            *(
+                f'chatstream_local_model_state{{model="{i}",state="{state.replace(" ", "_")}"}} '
+                f"{int(s['state'] == state)}"
+                for i, s in local
+                for state in services.models.local_states
+            ),
         ]
     ingestion = services.ingestion
     lines += [
@@ -74,12 +97,6 @@ async def metrics(services: ServicesDep) -> PlainTextResponse:
             f"chatstream_redis_up {int(services.bus.healthy)}",
         ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
-
-
-def _stats_of(provider: object) -> Callable[[], dict[str, int | str | bool]] | None:
-    """A provider's queue statistics, for those that have a queue (local models)."""
-    stats = getattr(provider, "stats", None)
-    return stats if callable(stats) else None
 
 
 @router.get("/config")
