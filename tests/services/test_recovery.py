@@ -19,7 +19,8 @@ from chatstream.stores import chats, users
 from chatstream.stores.db import create_engine, migrate, session_factory
 from chatstream.stores.models import ChatSession, Message
 from chatstream.streaming import frames
-from chatstream.streaming.journal import BATCH, MAGIC, OPEN, RECORD, Journal, journal_dir
+from chatstream.streaming.journal import OPEN, RECORD, Journal, journal_dir
+from chatstream.streaming.journal_writer import BATCH, MAGIC
 from chatstream.streaming.log import AnswerLog
 
 DEAD = "d" * 32

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chatstream.config import Settings
-from chatstream.streaming import frames, journal
+from chatstream.streaming import frames
 from chatstream.streaming.journal import Journal, open_journal
 from chatstream.streaming.journal_replay import replay
 from chatstream.streaming.log import AnswerLog
@@ -209,7 +209,7 @@ def test_frames_go_out_when_a_write_fails_and_a_rewrite_puts_them_back(
     async def scenario() -> None:
         writing = Journal(path, max_bytes=1 << 20)
         answer = writing.new_log(SESSION_A)
-        monkeypatch.setattr(journal.os, "write", full_disk_once)
+        monkeypatch.setattr(os, "write", full_disk_once)
         say(answer, "lost ", "then ")
         await written(writing)
         assert answer.visible == 2  # the answer went on
@@ -246,7 +246,7 @@ def test_the_event_loop_never_writes_the_file(tmp_path: Path, monkeypatch: pytes
 
     async def scenario() -> None:
         writing = Journal(path, max_bytes=1 << 20)  # created (at start-up) by whoever builds it
-        monkeypatch.setattr(journal.os, "write", recording_write)
+        monkeypatch.setattr(os, "write", recording_write)
         answer = writing.new_log(SESSION_A)
         for n in range(20):
             say(answer, f"w{n} ")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatstream.streaming.frames import text_of
-from chatstream.streaming.journal import BATCH, END, FRAMES, MAGIC, OPEN, RECORD, ROW, ROW_ID
+from chatstream.streaming.journal import END, FRAMES, OPEN, RECORD, ROW, ROW_ID
+from chatstream.streaming.journal_writer import BATCH, MAGIC
 
 log = logging.getLogger("chatstream.journal")
 
