@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Api, register, server_env
 from tests.support.server import ServerProcess
+from tests.support.sse import parse
 from tests.support.upstream import StandInUpstream
 
 LIMIT = 1024 * 1024  # the default CHATSTREAM_MAX_BODY_BYTES
@@ -475,6 +476,22 @@ def test_bad_stop_and_follow_parameters(
     api, session_id = existing
     with nothing_changes(api, session_id, upstream):
         refused(api.http.request(method, path, json=body), 422, 2001, *needles)
+
+
+# Servers read header bytes as Latin-1: b"\xb2" arrives as "²", which str.isdigit() accepts.
+@pytest.mark.parametrize("header", [b"\xb2", b"1\xb9", "١٢".encode(), b"7x", b"-1", b"1e3"])
+def test_a_last_event_id_that_is_no_frame_number_replays_from_the_start(
+    existing: tuple[Api, str], header: str
+) -> None:
+    """An EventSource sends back the `id:` it last had; anything else is read as "from the start"."""
+    api, _ = existing
+    session_id, frames = api.ask_new("/echo from the start")
+    response = api.http.get(
+        "/AI/chat/stream", params={"sessionId": session_id}, headers={"Last-Event-ID": header}
+    )
+    assert response.status_code == 200, response.text
+    assert response.text == api.http.get("/AI/chat/stream", params={"sessionId": session_id, "after": 0}).text
+    assert [f.id for f in parse(response.iter_lines())] == [f.id for f in frames]
 
 
 # -- NUL characters, on both storage backends ------------------------------------------------------

@@ -25,6 +25,7 @@ from chatstream.services.mailer import ConsoleMailer, Mailer, SmtpMailer
 from chatstream.services.retrieval import RetrievalService
 from chatstream.services.sandbox import Sandbox
 from chatstream.stores.answer_bus_redis import RedisAnswerBus
+from chatstream.stores.data_dir import make_private
 from chatstream.stores.db import create_engine, migrate, session_factory
 from chatstream.stores.search_index import SearchIndex
 from chatstream.streaming import frames
@@ -83,10 +84,11 @@ class Services:
     @classmethod
     async def start(cls, settings: Settings, *, serving: bool = True) -> Services:
         """Connects, migrates and builds the services; `serving=False` (the CLI) leaves answers alone."""
-        if not settings.database_url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)
         engine = create_engine(settings.resolved_database_url())
         await migrate(engine)
+        if not settings.database_url:
+            make_private(settings.data_dir)  # the database file SQLite just created, with the umask's mode
         sessions = session_factory(engine)
         tokens = TokenCodec(jwt_secret(settings), settings.jwt_ttl_hours * 3600)
         hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)

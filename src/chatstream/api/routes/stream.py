@@ -66,8 +66,16 @@ async def follow(
 ) -> StreamingResponse:
     """Re-attach to the session's answer: frames after `Last-Event-ID` (or `after`), then live."""
     if after is None:
-        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        after = _frame_number(last_event_id)
     return _stream(await services.answers.follow(user.user_id, session_id, after))
+
+
+def _frame_number(last_event_id: str | None) -> int:
+    """The frame a reconnecting EventSource last had; anything else means from the start. ASCII
+    digits only: isdigit() also admits "²", which int() refuses."""
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+        return int(last_event_id)
+    return 0
 
 
 @router.post("/stop")
